@@ -1,0 +1,29 @@
+# Two entry points, both usable on a fresh clone:
+#   make test   - create .venv (torch pinned first), install the project, lint, run the tests
+#   make demo   - the same set-up, then the embedded demo: data, models, enhance, evaluate, summary table
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+DEMO_ARGS ?=
+
+.PHONY: setup test lint demo
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)"
+	$(BIN)/pip install --quiet -e ".[demo,dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+demo: setup
+	$(BIN)/python -m clarity.demo.run_demo $(DEMO_ARGS)
