@@ -15,6 +15,8 @@ $(BIN)/activate:
 $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)"
 	$(BIN)/pip install --quiet -e ".[demo,dev]"
+	# tinysoundfont renders the demo music; its only dependency (pyaudio, for live playback) is not needed
+	$(BIN)/pip install --quiet --no-deps "tinysoundfont==0.3.7"
 	touch $@
 
 setup: $(VENV)/.installed
