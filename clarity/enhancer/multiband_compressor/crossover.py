@@ -108,21 +108,25 @@ def _filter_bands(signal, numerators, denominators, orders, band_start):
     bands = np.empty((n_bands, n_rows, n_samples))
     for t in range(n_samples):
         for row in range(n_rows):
-            z = state[row]
             x = signal[row, t]
             for band in range(n_bands):
                 s = x
                 for f in range(band_start[band], band_start[band + 1]):
-                    b = numerators[f]
-                    a = denominators[f]
-                    zf = z[f]
-                    y = zf[0] + b[0] * s
+                    y = state[row, f, 0] + numerators[f, 0] * s
                     if orders[f] == LR_ORDER:
                         for i in range(LR_ORDER):
-                            zf[i] = zf[i + 1] + s * b[i + 1] - y * a[i + 1]
+                            state[row, f, i] = (
+                                state[row, f, i + 1]
+                                + s * numerators[f, i + 1]
+                                - y * denominators[f, i + 1]
+                            )
                     else:
                         for i in range(ALLPASS_ORDER):
-                            zf[i] = zf[i + 1] + s * b[i + 1] - y * a[i + 1]
+                            state[row, f, i] = (
+                                state[row, f, i + 1]
+                                + s * numerators[f, i + 1]
+                                - y * denominators[f, i + 1]
+                            )
                     s = y
                 bands[band, row, t] = s
     return bands
