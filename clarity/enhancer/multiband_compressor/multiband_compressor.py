@@ -153,7 +153,7 @@ class MultibandCompressor:
             )
         n_channels, n_samples = signal.shape
         bands = self.crossover(signal, axis=-1)
-        rows = bands.reshape(-1, n_samples)
+        rows = bands.reshape(self.num_compressors * n_channels, n_samples)
         reduction = smoothed_gain_reduction(
             rows,
             self._band_parameters("threshold", n_channels),

@@ -1,0 +1,125 @@
+"""Compressor and multiband compressor: official numbers, shapes, parameters and input checks."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clarity.enhancer.multiband_compressor import MultibandCompressor
+from clarity.enhancer.multiband_compressor.compressor_qmul import Compressor
+
+REFERENCE = Path(__file__).parent / "data" / "reference"
+CASES = np.load(REFERENCE / "compressor_cases.npz")
+SETTINGS = json.loads((REFERENCE / "compressor_cases.json").read_text())
+SAMPLE_RATE = int(CASES["sample_rate"])
+XOVER = list(CASES["crossover_frequencies"])
+
+
+def reference_mbc(settings: str) -> MultibandCompressor:
+    mbc = MultibandCompressor(crossover_frequencies=XOVER, sample_rate=SAMPLE_RATE)
+    mbc.set_compressors(**SETTINGS[settings])
+    return mbc
+
+
+def test_multiband_matches_reference_with_bands():
+    left = CASES["input"][0].copy()
+    output, bands = reference_mbc("multiband")(left, return_bands=True)
+    assert np.max(np.abs(output - CASES["mbc_output_left"])) <= 1e-9
+    assert np.max(np.abs(bands - CASES["mbc_bands_left"])) <= 1e-9
+    np.testing.assert_array_equal(left, CASES["input"][0])  # input left untouched
+
+
+def test_multiband_soft_knee_matches_reference_stereo():
+    output = reference_mbc("multiband_knee")(CASES["input"])
+    assert np.max(np.abs(output - CASES["mbc_knee_output_stereo"])) <= 1e-9
+
+
+def test_single_compressor_matches_reference():
+    compressor = Compressor(sample_rate=SAMPLE_RATE, **SETTINGS["single"])
+    output = compressor(CASES["input"])
+    assert np.max(np.abs(output - CASES["compressor_output_stereo"])) <= 1e-9
+
+
+def test_mono_equals_one_channel_of_stereo():
+    mbc = reference_mbc("multiband_knee")
+    stereo = mbc(CASES["input"][:, :5000])
+    mono = mbc(CASES["input"][1, :5000])
+    assert mono.shape == (1, 5000)
+    np.testing.assert_array_equal(mono[0], stereo[1])
+    compressor = Compressor(threshold=-20, ratio=4, sample_rate=SAMPLE_RATE)
+    np.testing.assert_array_equal(compressor(CASES["input"][0]), compressor(CASES["input"])[0])
+
+
+def test_compression_reduces_loud_and_keeps_quiet_signals():
+    t = np.arange(44100) / 44100
+    loud = 0.9 * np.sin(2 * np.pi * 1000 * t)
+    compressor = Compressor(threshold=-20, ratio=4, attack=5, release=50, sample_rate=44100)
+    out = compressor(loud[np.newaxis])[0]
+    # the peak is 19.1 dB over the threshold: the static curve removes 14.3 dB of it, and the
+    # smoothed instantaneous detector removes less (it averages the level over each cycle)
+    steady_peak = np.max(np.abs(out[-4410:]))
+    assert 0.9 * 10 ** (-14.3 / 20) < steady_peak < 0.9 * 10 ** (-6 / 20)
+    quiet = 0.01 * np.sin(2 * np.pi * 1000 * t)  # -40 dB, below threshold: untouched
+    np.testing.assert_allclose(compressor(quiet), quiet, rtol=0, atol=1e-15)
+
+
+def test_silent_and_empty_input():
+    mbc = reference_mbc("multiband")
+    silent = mbc(np.zeros((2, 1000)))
+    assert silent.shape == (2, 1000)
+    assert np.max(np.abs(silent)) < 1e-10  # official floors exact zeros at 1e-12
+    empty, bands = mbc(np.zeros((2, 0)), return_bands=True)
+    assert empty.shape == (2, 0)
+    assert bands.shape == (6, 2, 0)
+
+
+def test_scalar_parameters_are_broadcast():
+    mbc = MultibandCompressor([1000.0, 4000.0], 16000, compressors_params={"ratio": 2.0})
+    assert [c.ratio for c in mbc.compressor] == [2.0, 2.0, 2.0]
+    mbc.set_compressors(threshold=-25, ratio=[1.0, 2.0, 3.0], makeup_gain=3)
+    assert [c.threshold for c in mbc.compressor] == [-25.0] * 3
+    assert [c.ratio for c in mbc.compressor] == [1.0, 2.0, 3.0]
+
+
+def test_wrong_list_length_names_parameter_and_lengths():
+    mbc = MultibandCompressor([1000.0, 4000.0], 16000)
+    with pytest.raises(ValueError, match=r"attack.*expected 3.*got 2"):
+        mbc.set_compressors(attack=[10.0, 10.0])
+    with pytest.raises(ValueError, match=r"knee_width.*expected 3.*got 4"):
+        mbc.set_compressors(knee_width=[0.0, 1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="unknown"):
+        MultibandCompressor([1000.0], 16000, compressors_params={"gain": 1.0})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"sample_rate": 0}, "sample_rate"),
+        ({"attack": 0.0}, "attack"),
+        ({"release": -1.0}, "release"),
+        ({"ratio": 0.0}, "ratio"),
+        ({"knee_width": -1.0}, "knee_width"),
+        ({"threshold": float("nan")}, "threshold"),
+    ],
+)
+def test_bad_compressor_parameters(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Compressor(**kwargs)
+
+
+def test_out_of_range_parameter_warns():
+    with pytest.warns(UserWarning, match="ratio"):
+        Compressor(ratio=40.0)
+
+
+def test_bad_signals():
+    mbc = reference_mbc("multiband")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        mbc(np.array([0.1, np.inf]))
+    with pytest.raises(ValueError, match="shape"):
+        mbc(np.zeros((1, 2, 3)))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        Compressor()(np.array([[np.nan]]))
+    with pytest.raises(ValueError, match="sample_rate"):
+        MultibandCompressor([1000.0], sample_rate=-1)
