@@ -61,7 +61,7 @@ def test_compression_reduces_loud_and_keeps_quiet_signals():
     steady_peak = np.max(np.abs(out[-4410:]))
     assert 0.9 * 10 ** (-14.3 / 20) < steady_peak < 0.9 * 10 ** (-6 / 20)
     quiet = 0.01 * np.sin(2 * np.pi * 1000 * t)  # -40 dB, below threshold: untouched
-    np.testing.assert_allclose(compressor(quiet), quiet, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(compressor(quiet), quiet, rtol=1e-15, atol=1e-12)  # 0 -> 1e-12
 
 
 def test_silent_and_empty_input():
