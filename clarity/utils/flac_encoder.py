@@ -146,10 +146,15 @@ def save_flac_signal(
         do_clip_signal: clip to [-1, 1] (logs how many samples were clipped).
         do_soft_clip: with do_clip_signal, apply tanh before clipping.
         do_scale_signal: normalise by the peak and store the peak in `<name>.txt`.
+
+    Raises:
+        ValueError: non-finite or empty signal, sample rate <= 0, silent signal to scale.
     """
     path = Path(filename)
     signal = np.asarray(signal)
     check_finite_signal(signal, f"signal for {path}")
+    if signal.shape[0] == 0:
+        raise ValueError(f"signal for {path} has no samples; FLAC cannot store an empty signal")
     signal_sample_rate = check_sample_rate(signal_sample_rate, "signal_sample_rate")
     if output_sample_rate is None:
         output_sample_rate = signal_sample_rate
@@ -157,7 +162,7 @@ def save_flac_signal(
 
     signal = resample(signal, signal_sample_rate, output_sample_rate)
     if do_scale_signal:
-        peak = float(np.max(np.abs(signal))) if signal.size else 0.0
+        peak = float(np.max(np.abs(signal)))
         if peak == 0.0:
             raise ValueError(f"cannot scale the silent signal for {path} by its peak")
         signal = signal / peak
