@@ -1,0 +1,8 @@
+"""The CAD2 Task 2 recipe ("Rebalancing Classical Music") as small library pieces.
+
+`metadata` loads and checks the challenge metadata, `remix` holds the gain, level and
+compression steps, `separators` estimates the sources of a mixture, `enhance` and `evaluate`
+are the two pipelines, `batching` and `runner` split and drive the work, and `zenodo` and
+`train_scenes` prepare the dataset. The thin Hydra scripts live in `baseline/` and
+`process_dataset/`.
+"""

@@ -1,0 +1,168 @@
+"""The enhancement pipeline: separate, rebalance, remix, level, compress, save.
+
+For each scene-listener pair: the mixture segment is read, every source is estimated by the
+configured separator, each estimate's loudness is changed by its gain (voices of a repeated
+instrument share the mean gain), the estimates are summed, scaled by the level adjustment of
+the scene's gains, compressed per ear with the listener's settings and saved as a 16-bit FLAC
+at `remix_sample_rate`, clipped, to
+`<path.exp_folder>/enhanced_signals/<split>/<scene>_<listener>_remix.flac`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from clarity.cad2.audio_io import read_segment
+from clarity.cad2.batching import select_batch
+from clarity.cad2.metadata import (
+    RecipeMetadata,
+    load_recipe_metadata,
+    scene_listener_pairs,
+    split_of_scene,
+)
+from clarity.cad2.preflight import (
+    check_audio_files,
+    check_compressor_bands,
+    check_config,
+    check_instruments,
+)
+from clarity.cad2.remix import (
+    adjust_level,
+    apply_gains,
+    average_repeated_instrument_gains,
+    compress_ears,
+    ear_compressor_settings,
+    remix_stems,
+)
+from clarity.cad2.runner import Pair, RunSummary, raise_for_failures, run_pairs
+from clarity.cad2.separators import Separator, build_separator
+from clarity.enhancer.multiband_compressor import MultibandCompressor
+from clarity.utils.flac_encoder import save_flac_signal
+
+logger = logging.getLogger(__name__)
+
+ENHANCED_FOLDER = "enhanced_signals"
+
+
+def enhanced_path(exp_folder: str | Path, scene_id: str, listener_id: str) -> Path:
+    """Where the enhanced signal of a scene-listener pair is saved."""
+    return (
+        Path(exp_folder) / ENHANCED_FOLDER / split_of_scene(scene_id)
+        / f"{scene_id}_{listener_id}_remix.flac"
+    )
+
+
+def selected_pairs(config: DictConfig, metadata: RecipeMetadata) -> list[Pair]:
+    """The pairs of this run's batch (`evaluate.batch` of `evaluate.batch_size`)."""
+    pairs = scene_listener_pairs(metadata.scene_listeners, config.evaluate.small_test)
+    return select_batch(pairs, config.evaluate.batch, config.evaluate.batch_size)
+
+
+def make_compressor(config: DictConfig) -> MultibandCompressor:
+    """The multiband compressor at `input_sample_rate` with the config's crossovers (Hz)."""
+    return MultibandCompressor(
+        crossover_frequencies=[float(f) for f in config.enhancer.crossover_frequencies],
+        sample_rate=config.input_sample_rate,
+    )
+
+
+def enhance_pair(
+    pair: Pair,
+    metadata: RecipeMetadata,
+    separator: Separator,
+    compressor: MultibandCompressor,
+    config: DictConfig,
+) -> np.ndarray:
+    """Enhanced signal of one scene for one listener.
+
+    Returns:
+        `(samples, 2)` float64 at `input_sample_rate`, before clipping and resampling.
+    """
+    scene_id, listener_id = pair
+    song = metadata.song_of(scene_id)
+    gains = metadata.gains_of(scene_id)
+    sample_rate = config.input_sample_rate
+    mixture = read_segment(
+        Path(config.path.music_dir) / song.mixture.track,
+        sample_rate,
+        song.mixture.start,
+        song.mixture.duration,
+    )
+    estimates = separator(song, mixture)
+    rebalanced = apply_gains(
+        estimates, sample_rate, average_repeated_instrument_gains(gains, song.source_instruments())
+    )
+    remix = adjust_level(remix_stems(rebalanced), gains)
+    settings = ear_compressor_settings(
+        metadata.compressor_params[listener_id],
+        config.enhancer.attack,
+        config.enhancer.release,
+        config.enhancer.threshold,
+    )
+    return compress_ears(remix, compressor, settings)
+
+
+def run_enhance(config: DictConfig) -> RunSummary:
+    """Enhance every pair of the batch; skip pairs already saved unless `overwrite`.
+
+    Raises:
+        ValueError: before any work, for a bad config, metadata or audio file.
+        FailedScenesError: after the run, listing the pairs that failed.
+    """
+    check_config(config)
+    metadata = load_recipe_metadata(config.path)
+    check_compressor_bands(
+        metadata, len(config.enhancer.crossover_frequencies) + 1, config.path.enhancer_params_file
+    )
+    pairs = selected_pairs(config, metadata)
+    song_names = dict.fromkeys(metadata.scenes[scene].music for scene, _ in pairs)
+    songs = [metadata.songs[name] for name in song_names]
+    music_dir = Path(config.path.music_dir)
+    audio = [music_dir / song.mixture.track for song in songs]
+    if config.separator.type == "oracle":
+        audio += [music_dir / track.track for song in songs for track in song.sources.values()]
+    check_audio_files(audio, config.input_sample_rate)
+    instruments = sorted({i for song in songs for i in song.source_instruments().values()})
+    if config.separator.type == "convtasnet":
+        from clarity.separation.checkpoints import INSTRUMENTS, validate_checkpoint_dir
+
+        check_instruments(songs, INSTRUMENTS)
+        if config.separator.checkpoint_dir is not None:
+            validate_checkpoint_dir(
+                config.separator.checkpoint_dir, config.separator.causality, instruments
+            )
+
+    exp_folder = Path(config.path.exp_folder)
+    logger.info("Enhancing %d pair(s) into %s", len(pairs), exp_folder / ENHANCED_FOLDER)
+    state: dict = {}
+
+    def prepare() -> None:
+        state["separator"] = build_separator(
+            config.separator, music_dir, config.input_sample_rate, instruments
+        )
+        state["compressor"] = make_compressor(config)
+
+    def enhance_and_save(pair: Pair) -> None:
+        signal = enhance_pair(pair, metadata, state["separator"], state["compressor"], config)
+        save_flac_signal(
+            signal=signal,
+            filename=enhanced_path(exp_folder, *pair),
+            signal_sample_rate=config.input_sample_rate,
+            output_sample_rate=config.remix_sample_rate,
+            do_clip_signal=True,
+            do_soft_clip=config.soft_clip,
+        )
+
+    summary = run_pairs(
+        pairs,
+        enhance_and_save,
+        stage="enhance",
+        is_done=lambda pair: not config.overwrite and enhanced_path(exp_folder, *pair).is_file(),
+        initializer=prepare,
+    )
+    raise_for_failures(summary)
+    return summary

@@ -1,0 +1,188 @@
+"""The evaluation pipeline: HAAQI of each enhanced signal against its rebalanced reference.
+
+The reference of a pair is built from the true stems: each whole stem track's loudness is
+changed by the scene's gain, the stems are summed, scaled by the level adjustment, cut to the
+mixture's segment and compressed per ear with the listener's settings. Each ear is scored with
+HAAQI (Kates & Arehart 2016) at `HAAQI_sample_rate`, with `equalisation=2` and
+`level1 = 65 - 20 log10(rms)` of that channel of the uncompressed reference mixture. The
+enhanced FLAC is resampled from `remix_sample_rate`, the reference from `input_sample_rate`.
+When `evaluate.set_random_seed`, NumPy's legacy generator is seeded with
+`seed_from_text(scene id)` before the left ear is scored, so HAAQI's internal noise repeats
+from run to run.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from clarity.cad2.audio_io import cut_segment, read_track
+from clarity.cad2.batching import scores_file_name
+from clarity.cad2.enhance import enhanced_path, make_compressor, selected_pairs
+from clarity.cad2.metadata import RecipeMetadata, Song, load_recipe_metadata
+from clarity.cad2.preflight import check_audio_files, check_compressor_bands, check_config
+from clarity.cad2.remix import (
+    EARS,
+    adjust_level,
+    apply_gains,
+    compress_ears,
+    ear_compressor_settings,
+    remix_stems,
+)
+from clarity.cad2.runner import Pair, RunSummary, raise_for_failures, run_pairs
+from clarity.cad2.scores import mean_scores, open_scores_file
+from clarity.cad2.seeding import seed_from_text
+from clarity.enhancer.multiband_compressor import MultibandCompressor
+from clarity.evaluator.haaqi import compute_haaqi
+from clarity.utils.flac_encoder import read_flac_signal
+from clarity.utils.signal_processing import compute_rms, resample
+
+logger = logging.getLogger(__name__)
+
+
+def reference_mixture(
+    song: Song, gains: dict[str, float], music_dir: str | Path, sample_rate: int
+) -> np.ndarray:
+    """Rebalanced, levelled reference over the mixture's segment: `(samples, channels)`.
+
+    Args:
+        song: its source tracks are read whole, rebalanced, summed, then cut.
+        gains: source id -> dB (as listed for the scene, no averaging of repeated voices).
+        music_dir: folder the tracks are relative to.
+        sample_rate: Hz of every track.
+    """
+    stems = {
+        source: read_track(Path(music_dir) / track.track, sample_rate)
+        for source, track in song.sources.items()
+    }
+    remix = adjust_level(remix_stems(apply_gains(stems, sample_rate, gains)), gains)
+    return cut_segment(remix, sample_rate, song.mixture.start, song.mixture.duration)
+
+
+def score_pair(
+    pair: Pair,
+    metadata: RecipeMetadata,
+    compressor: MultibandCompressor,
+    config: DictConfig,
+) -> dict[str, Any]:
+    """HAAQI of one enhanced signal: the row of the scores file."""
+    scene_id, listener_id = pair
+    song = metadata.song_of(scene_id)
+    listener = metadata.listeners[listener_id]
+    reference = reference_mixture(
+        song, metadata.gains_of(scene_id), config.path.music_dir, config.input_sample_rate
+    )
+    path = enhanced_path(config.path.exp_folder, scene_id, listener_id)
+    if not path.is_file():
+        raise FileNotFoundError(f"enhanced signal not found: {path}")
+    enhanced, enhanced_sample_rate = read_flac_signal(path)
+    if int(enhanced_sample_rate) != config.remix_sample_rate:
+        raise ValueError(
+            f"{path}: sample rate {enhanced_sample_rate} Hz, expected remix_sample_rate="
+            f"{config.remix_sample_rate} Hz"
+        )
+    settings = ear_compressor_settings(
+        metadata.compressor_params[listener_id],
+        config.enhancer.attack,
+        config.enhancer.release,
+        config.enhancer.threshold,
+    )
+    compressed_reference = compress_ears(reference, compressor, settings)
+    if config.evaluate.set_random_seed:
+        np.random.seed(seed_from_text(scene_id))
+    scores = {}
+    for channel, ear in enumerate(EARS):
+        scores[ear] = compute_haaqi(
+            processed_signal=resample(
+                enhanced[:, channel], config.remix_sample_rate, config.HAAQI_sample_rate
+            ),
+            reference_signal=resample(
+                compressed_reference[:, channel], config.input_sample_rate, config.HAAQI_sample_rate
+            ),
+            processed_sample_rate=config.HAAQI_sample_rate,
+            reference_sample_rate=config.HAAQI_sample_rate,
+            audiogram=getattr(listener, f"audiogram_{ear}"),
+            equalisation=2,
+            level1=65 - 20 * np.log10(compute_rms(reference[:, channel])),
+        )
+    return {
+        "scene": scene_id,
+        "song": song.name,
+        "listener": listener.id,
+        "left_haaqi": float(scores["left"]),
+        "right_haaqi": float(scores["right"]),
+        "avg_haaqi": float(np.mean([scores["left"], scores["right"]])),
+    }
+
+
+_worker: dict[str, Any] = {}
+
+
+def _prepare_worker(config: dict, metadata: RecipeMetadata) -> None:
+    """Set up a scoring process (or this one): the config, metadata and a compressor."""
+    _worker["config"] = OmegaConf.create(config)
+    _worker["metadata"] = metadata
+    _worker["compressor"] = make_compressor(_worker["config"])
+
+
+def _score_in_worker(pair: Pair) -> dict[str, Any]:
+    return score_pair(pair, _worker["metadata"], _worker["compressor"], _worker["config"])
+
+
+def scores_path(config: DictConfig) -> Path:
+    """`<path.exp_folder>/scores.csv`, or the batch's `scores_<batch + 1>-<batch_size>.csv`."""
+    return Path(config.path.exp_folder) / scores_file_name(
+        config.evaluate.batch, config.evaluate.batch_size
+    )
+
+
+def run_evaluate(config: DictConfig) -> tuple[RunSummary, Path]:
+    """Score every pair of the batch; keep rows already in the scores file unless `overwrite`.
+
+    Pairs run in `evaluate.num_workers` processes; this process alone writes the scores file.
+
+    Returns:
+        The run summary and the scores file.
+
+    Raises:
+        ValueError: before any work, for a bad config, metadata or reference audio file.
+        FailedScenesError: after the run, listing the pairs that failed.
+    """
+    check_config(config)
+    metadata = load_recipe_metadata(config.path)
+    check_compressor_bands(
+        metadata, len(config.enhancer.crossover_frequencies) + 1, config.path.enhancer_params_file
+    )
+    pairs = selected_pairs(config, metadata)
+    music_dir = Path(config.path.music_dir)
+    check_audio_files(
+        [
+            music_dir / track.track
+            for scene_id, _ in pairs
+            for track in metadata.song_of(scene_id).sources.values()
+        ],
+        config.input_sample_rate,
+    )
+    path = scores_path(config)
+    results, done = open_scores_file(path, overwrite=config.overwrite)
+    logger.info("Scoring %d pair(s) into %s", len(pairs), path)
+    summary = run_pairs(
+        pairs,
+        _score_in_worker,
+        stage="evaluate",
+        is_done=lambda pair: pair in done,
+        on_result=lambda _pair, row: results.add_result(row),
+        num_workers=config.evaluate.num_workers,
+        initializer=_prepare_worker,
+        initargs=(OmegaConf.to_container(config, resolve=True), metadata),
+    )
+    if path.is_file() and (summary.processed or summary.skipped):
+        means = mean_scores(path)
+        logger.info("Mean HAAQI over %s: %.4f", path, means["avg_haaqi"])
+        print(f"Mean HAAQI ({path.name}): {means['avg_haaqi']:.4f}")
+    raise_for_failures(summary)
+    return summary, path
