@@ -26,8 +26,6 @@ References:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,6 +33,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (the usual torch alias)
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from clarity.utils.flac_encoder import write_atomically
 
 EPS = 1e-8
 CONFIG_FILE = "config.json"
@@ -460,11 +460,11 @@ class ConvTasNetStereo(nn.Module):
         folder = Path(save_directory)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        _write_atomic(folder / WEIGHTS_FILE, lambda path: save_file(state, str(path)))
+        write_atomically(folder / WEIGHTS_FILE, lambda path: save_file(state, str(path)))
         config_text = json.dumps(asdict(self.config), indent=2, sort_keys=True) + "\n"
-        _write_atomic(folder / CONFIG_FILE, lambda path: path.write_text(config_text, "utf-8"))
+        write_atomically(folder / CONFIG_FILE, lambda path: path.write_text(config_text, "utf-8"))
         readme = _model_card(self.config, sum(p.numel() for p in self.parameters()))
-        _write_atomic(folder / README_FILE, lambda path: path.write_text(readme, "utf-8"))
+        write_atomically(folder / README_FILE, lambda path: path.write_text(readme, "utf-8"))
         return folder
 
 
@@ -580,18 +580,6 @@ def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: s
         problems.append("shape mismatch " + "; ".join(mismatched))
     if problems:
         raise ValueError(f"{source} does not fit its config: " + " | ".join(problems))
-
-
-def _write_atomic(path: Path, write) -> None:
-    """Call ``write(temp_path)`` on a temp file next to ``path``, then move it into place."""
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(Path(temp_name))
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
 
 
 def _model_card(config: ConvTasNetConfig, n_parameters: int) -> str:
