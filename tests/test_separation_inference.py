@@ -1,0 +1,224 @@
+"""Chunked separation vs the official loop, per-instrument helper, checkpoint folders."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from clarity.separation import checkpoints as checkpoints_module
+from clarity.separation.checkpoints import (
+    INSTRUMENTS,
+    checkpoint_name,
+    load_separation_models,
+    validate_checkpoint_dir,
+)
+from clarity.separation.convtasnet import ConvTasNetStereo
+from clarity.separation.inference import (
+    chunk_schedule,
+    resolve_device,
+    separate_instruments,
+    separate_sources,
+)
+
+torch.set_num_threads(1)
+
+SAMPLE_RATE = 8000
+TINY = {"N": 12, "L": 8, "B": 10, "H": 14, "P": 3, "X": 2, "R": 2, "C": 2}
+
+
+def official_loop(model, mix, sample_rate, segment, overlap, number_sources=2):
+    """The official CAD2 loop written plainly (torchaudio linear Fade over the whole chunk)."""
+    batch, channels, length = mix.shape
+    chunk_len = int(sample_rate * segment * (1 + overlap))
+    overlap_frames = overlap * sample_rate
+    fade_in_len, fade_out_len = 0, int(overlap_frames)
+    final = torch.zeros(batch, number_sources, channels, length)
+    start, end = 0, chunk_len
+    while start < length - overlap_frames:
+        with torch.no_grad():
+            out = model.forward_modules(mix[:, :, start:end])
+        n = out.shape[-1]
+        fade_in = torch.cat([torch.linspace(0, 1, fade_in_len), torch.ones(n - fade_in_len)])
+        fade_out = torch.cat([torch.ones(n - fade_out_len), 1 - torch.linspace(0, 1, fade_out_len)])
+        final[:, :, :, start:end] += fade_in * fade_out * out
+        if start == 0:
+            fade_in_len = int(overlap_frames)
+            start += int(chunk_len - overlap_frames)
+        else:
+            start += chunk_len
+        end += chunk_len
+        if end >= length:
+            fade_out_len = 0
+    return final
+
+
+@pytest.fixture(scope="module")
+def model() -> ConvTasNetStereo:
+    torch.manual_seed(0)
+    model = ConvTasNetStereo(**TINY, samplerate=SAMPLE_RATE).eval()
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith(("gamma", "beta")) or parameter.dim() == 1:
+                parameter.add_(0.2 * torch.randn_like(parameter))
+    return model
+
+
+@pytest.mark.parametrize(
+    ("seconds", "segment", "overlap", "batch"),
+    [(2.35, 0.5, 0.1, 1), (1.7, 0.3, 0.25, 2), (0.4, 0.5, 0.1, 1), (1.1, 0.5, 0.0, 1)],
+)
+def test_chunked_separation_matches_the_official_loop(model, seconds, segment, overlap, batch):
+    generator = torch.Generator().manual_seed(1)
+    mix = 0.2 * torch.randn(batch, 2, int(seconds * SAMPLE_RATE), generator=generator)
+    expected = official_loop(model, mix, SAMPLE_RATE, segment, overlap)
+    separated = separate_sources(model, mix, SAMPLE_RATE, segment, overlap, number_sources=2)
+    assert isinstance(separated, torch.Tensor)
+    assert separated.shape == expected.shape
+    torch.testing.assert_close(separated, expected, rtol=0, atol=1e-5)
+    assert expected.abs().max() > 1e-2
+
+
+def test_array_input_gives_array_output_and_generic_models_work(model):
+    mix = np.random.default_rng(2).normal(0, 0.2, (2, 5000)).astype(np.float32)
+
+    class LayerByLayer(nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, chunk):
+            return self.inner.forward_modules(chunk)
+
+    fused = separate_sources(model, mix, SAMPLE_RATE, segment=0.2, overlap=0.1)
+    generic = separate_sources(LayerByLayer(model), mix, SAMPLE_RATE, segment=0.2, overlap=0.1)
+    assert isinstance(fused, np.ndarray) and fused.shape == (1, 2, 2, 5000)
+    np.testing.assert_allclose(fused, generic, rtol=0, atol=1e-5)
+
+
+def test_chunk_schedule_covers_the_signal_with_matching_fades():
+    chunks = chunk_schedule(length=20_000, sample_rate=SAMPLE_RATE, segment=0.5, overlap=0.1)
+    assert chunks[0].start == 0 and chunks[0].fade_in == 0
+    assert chunks[-1].stop == 20_000 and chunks[-1].fade_out == 0
+    for previous, current in itertools.pairwise(chunks):
+        assert current.start == previous.stop - 800  # overlap of 0.1 s at 8 kHz
+        assert current.fade_in == previous.fade_out == 800
+    with pytest.raises(ValueError, match="overlap"):
+        chunk_schedule(100, SAMPLE_RATE, segment=0.5, overlap=1.5)
+
+
+def test_bad_arguments_raise_value_error(model, monkeypatch):
+    with pytest.raises(ValueError, match="number_sources=4"):
+        separate_sources(model, torch.zeros(1, 2, 1000), SAMPLE_RATE, number_sources=4)
+    with pytest.raises(ValueError, match="batch, channels, samples"):
+        separate_sources(model, torch.zeros(1, 1, 2, 1000), SAMPLE_RATE)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        separate_sources(model, torch.zeros(1, 2, 1000), SAMPLE_RATE, device="cuda")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        resolve_device("cuda")
+    assert resolve_device(None) == torch.device("cpu")
+
+
+class CountingModel(ConvTasNetStereo):
+    """Counts fused inference calls (one per chunk)."""
+
+    calls = 0
+
+    def infer(self, mixture, workspace=None):
+        type(self).calls += 1
+        return super().infer(mixture, workspace)
+
+
+def test_separate_instruments_runs_each_distinct_model_once(model):
+    violin = CountingModel(**TINY, samplerate=SAMPLE_RATE).eval()
+    cello = perturbed_copy(model)
+    mixture = np.random.default_rng(3).normal(0, 0.2, (2, 3000)).astype(np.float32)
+    estimates = separate_instruments(
+        {"Violin": violin, "Cello": cello, "Flute": model},
+        mixture,
+        SAMPLE_RATE,
+        ["Violin", "Violin", "Cello"],
+        segment=1.0,
+        overlap=0.1,
+        device="cpu",
+    )
+    assert list(estimates) == ["Violin", "Cello"]
+    assert CountingModel.calls == 1  # 3000 samples fit in one chunk; the second violin reuses it
+    target, accompaniment = estimates["Cello"]
+    assert target.shape == accompaniment.shape == (2, 3000) and target.dtype == np.float32
+    expected = separate_sources(cello, mixture, SAMPLE_RATE, segment=1.0, overlap=0.1)
+    np.testing.assert_array_equal(target, expected[0, 0])
+    with pytest.raises(ValueError, match=r"no separation model for instruments \['Oboe'\]"):
+        separate_instruments({"Violin": violin}, mixture, SAMPLE_RATE, ["Oboe"])
+
+
+def perturbed_copy(model: ConvTasNetStereo) -> ConvTasNetStereo:
+    copy = ConvTasNetStereo(**TINY, samplerate=SAMPLE_RATE).eval()
+    copy.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        copy.decoder.basis_signals.weight.mul_(-1.5)
+    return copy
+
+
+def write_checkpoints(root, instruments, causality="noncausal"):
+    causal = causality == "causal"
+    for index, instrument in enumerate(instruments):
+        torch.manual_seed(index)
+        model = ConvTasNetStereo(**TINY, causal=causal, norm_type="cLN" if causal else "gLN")
+        model.save_pretrained(root / checkpoint_name(instrument, causality))
+
+
+def test_checkpoint_names_and_causality():
+    assert checkpoint_name("Violin", "causal") == "ConvTasNet_Violin_Causal"
+    assert checkpoint_name("Sax", "noncausal") == "ConvTasNet_Sax_NonCausal"
+    with pytest.raises(ValueError, match="causality"):
+        checkpoint_name("Sax", "Causal")
+    with pytest.raises(ValueError, match="unknown instruments"):
+        checkpoint_name("Piano", "causal")
+    with pytest.raises(ValueError, match="causality"):
+        load_separation_models("semi", checkpoint_dir=None)
+
+
+def test_missing_checkpoints_are_all_listed_before_loading(tmp_path, monkeypatch):
+    write_checkpoints(tmp_path, ["Cello", "Flute"])
+    (tmp_path / "ConvTasNet_Flute_NonCausal" / "model.safetensors").unlink()
+    loads = []
+    monkeypatch.setattr(
+        checkpoints_module.ConvTasNetStereo, "from_pretrained", lambda *a, **k: loads.append(a)
+    )
+    with pytest.raises(ValueError) as error:
+        load_separation_models("noncausal", tmp_path, ["Cello", "Flute", "Oboe", "Violin"])
+    message = str(error.value)
+    assert "ConvTasNet_Oboe_NonCausal" in message and "ConvTasNet_Violin_NonCausal" in message
+    assert str(tmp_path / "ConvTasNet_Flute_NonCausal" / "model.safetensors") in message
+    assert "Cello" not in message
+    assert loads == []  # nothing was loaded
+
+
+def test_load_separation_models_from_a_local_folder(tmp_path):
+    write_checkpoints(tmp_path, ["Cello", "Violin"], causality="causal")
+    models = load_separation_models("causal", tmp_path, ["Violin", "Cello", "Violin"])
+    assert list(models) == ["Violin", "Cello"]
+    assert all(m.causal and not m.training for m in models.values())
+    folders = validate_checkpoint_dir(tmp_path, "causal", ["Cello"])
+    assert folders == {"Cello": tmp_path / "ConvTasNet_Cello_Causal"}
+    with pytest.raises(ValueError, match="ConvTasNet_Bassoon_Causal"):
+        validate_checkpoint_dir(tmp_path, "causal")  # all eight by default
+    assert len(INSTRUMENTS) == 8
+
+
+def test_causal_flag_of_config_must_match_the_requested_causality(tmp_path):
+    write_checkpoints(tmp_path, ["Cello"], causality="noncausal")
+    source = tmp_path / "ConvTasNet_Cello_NonCausal"
+    source.rename(tmp_path / "ConvTasNet_Cello_Causal")
+    with pytest.raises(ValueError, match="causal=False, expected True"):
+        validate_checkpoint_dir(tmp_path, "causal", ["Cello"])
+    config_path = tmp_path / "ConvTasNet_Cello_Causal" / "config.json"
+    config_path.write_text(json.dumps({"causal": True, "R": "x"}), encoding="utf-8")
+    with pytest.raises(ValueError, match="'R' must be a positive int"):
+        load_separation_models("causal", tmp_path, ["Cello"])
