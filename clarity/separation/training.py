@@ -185,6 +185,7 @@ def train(config: TrainingConfig, progress: bool = True) -> TrainingResult:
         logger.info("Resuming %s after epoch %d", config.exp_dir, state.epoch)
 
     stopped_because = "epochs"
+    first_epoch = state.epoch  # every call trains at least one (possibly partial) epoch
     while state.epoch < config.epochs:
         if config.early_stop and state.epochs_without_improvement >= EARLY_STOP_PATIENCE:
             stopped_because = "early_stop"
@@ -192,7 +193,7 @@ def train(config: TrainingConfig, progress: bool = True) -> TrainingResult:
         deadline = None
         if config.max_minutes is not None:
             deadline = started + 60.0 * config.max_minutes
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline and state.epoch > first_epoch:
                 stopped_because = "time_budget"
                 break
         torch.manual_seed(config.seed + state.epoch)  # reproducible after a resume

@@ -1,0 +1,198 @@
+"""Training data from CAD2 metadata and the resumable training loop, on generated FLAC stems."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from clarity.separation.convtasnet import ConvTasNetStereo
+from clarity.separation.dataset import RebalanceMusicDataset, load_music_metadata
+from clarity.separation.training import TrainingConfig, separation_loss, train
+
+torch.set_num_threads(1)
+
+SAMPLE_RATE = 8000
+TINY_MODEL = {"N": 16, "L": 8, "B": 12, "H": 16, "P": 3, "X": 2, "R": 1}
+# song -> instruments (with voice suffixes) and their fundamental frequencies, Hz
+SONGS = {
+    "train": {
+        "song_a": {"Violin_1": 660.0, "Violin_2": 440.0, "Cello": 130.0},
+        "song_b": {"Flute": 880.0, "Cello": 110.0},
+        "song_c": {"Violin": 550.0, "Flute": 990.0, "Oboe": 330.0},
+    },
+    "valid": {
+        "song_v": {"Violin": 600.0, "Cello": 120.0},
+        "song_w": {"Flute": 700.0, "Oboe": 300.0},
+    },
+}
+TIMBRE = {"Violin": 0.7, "Cello": 0.9, "Flute": 0.2, "Oboe": 0.5}  # harmonic decay
+
+
+def stem_audio(instrument: str, frequency: float, seconds: float, seed: int) -> np.ndarray:
+    """(samples, 2) harmonic tone with a slow tremolo; the decay of harmonics is the timbre."""
+    time = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    decay = TIMBRE[instrument.split("_")[0]]
+    tone = sum(decay ** (k - 1) * np.sin(2 * np.pi * k * frequency * time) for k in range(1, 5))
+    tremolo = 0.6 + 0.4 * np.sin(2 * np.pi * (1.5 + seed) * time)
+    mono = 0.2 * tone * tremolo / 2
+    return np.stack([mono, 0.8 * mono], axis=1).astype(np.float32)
+
+
+def write_dataset(root: Path, seconds: float = 2.0) -> Path:
+    """Tiny CAD2-like folder: metadata/music.<split>.json and audio/<split>/<song>/<stem>.flac."""
+    (root / "metadata").mkdir(parents=True)
+    seed = 0
+    for split, songs in SONGS.items():
+        metadata = {}
+        for song, stems in songs.items():
+            entries = {}
+            mixture = 0
+            for index, (instrument, frequency) in enumerate(stems.items(), 1):
+                track = f"{split}/{song}/{instrument}.flac"
+                (root / "audio" / track).parent.mkdir(parents=True, exist_ok=True)
+                audio = stem_audio(instrument, frequency, seconds, seed)
+                sf.write(root / "audio" / track, audio, SAMPLE_RATE)
+                mixture = mixture + audio
+                seed += 1
+                entries[f"source_{index}"] = {
+                    "instrument": instrument, "track": track, "start": 0, "duration": seconds,
+                }  # fmt: skip
+            track = f"{split}/{song}/mixture.flac"
+            sf.write(root / "audio" / track, mixture, SAMPLE_RATE)
+            metadata[song] = {
+                "mixture": {"instrument": "Mixture", "track": track, "start": 0,
+                            "duration": seconds},
+                **entries,
+            }  # fmt: skip
+        (root / "metadata" / f"music.{split}.json").write_text(json.dumps(metadata))
+    return root
+
+
+@pytest.fixture(scope="module")
+def dataset_root(tmp_path_factory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("cad2"))
+
+
+def test_training_items_mix_target_and_random_accompaniment(dataset_root):
+    dataset = RebalanceMusicDataset(dataset_root, "train", "Violin", SAMPLE_RATE, segment=0.5,
+                                    samples_per_track=4)  # fmt: skip
+    assert len(dataset) == 3 * 4  # Violin_1, Violin_2 (song_a), Violin (song_c)
+    assert sorted(dataset.accompaniment_songs) == ["Cello", "Flute", "Oboe"]
+    torch.manual_seed(0)
+    for index in range(len(dataset)):
+        mixture, sources = dataset[index]
+        assert mixture.shape == (2, 4000) and sources.shape == (2, 2, 4000)
+        torch.testing.assert_close(mixture, sources.sum(dim=0))
+        assert sources[1].abs().max() > 0  # at least one accompanying instrument
+        assert sources[0].abs().max() <= 1.25 * 0.2 * 4  # gain augmentation stays in range
+
+
+def test_validation_items_are_whole_songs_with_all_target_voices(dataset_root):
+    dataset = RebalanceMusicDataset(dataset_root, "valid", "Cello", SAMPLE_RATE)
+    assert len(dataset) == 1
+    mixture, sources = dataset[0]
+    assert sources.shape == (2, 2, 2 * SAMPLE_RATE)
+    torch.testing.assert_close(mixture, sources.sum(dim=0))
+    cello = stem_audio("Cello", 120.0, 2.0, seed=9).T  # seeds count stems in writing order
+    violin = stem_audio("Violin", 600.0, 2.0, seed=8).T
+    np.testing.assert_allclose(sources[0].numpy(), cello, atol=1e-4)  # FLAC 16-bit
+    np.testing.assert_allclose(sources[1].numpy(), violin, atol=1e-4)
+
+
+def test_bad_metadata_and_missing_audio_are_named(tmp_path):
+    root = write_dataset(tmp_path / "cad2", seconds=0.5)
+    metadata_file = root / "metadata" / "music.train.json"
+    songs = json.loads(metadata_file.read_text())
+    del songs["song_b"]["source_1"]["duration"]
+    metadata_file.write_text(json.dumps(songs))
+    with pytest.raises(ValueError, match=r"song 'song_b' key 'source_1': missing fields \['dur"):
+        load_music_metadata(metadata_file)
+
+    songs["song_b"]["source_1"]["duration"] = 0.5
+    songs["song_b"]["source_1"]["instrument"] = "Piano"
+    metadata_file.write_text(json.dumps(songs))
+    with pytest.raises(ValueError, match="unknown instrument 'Piano'"):
+        RebalanceMusicDataset(root, "train", "Violin", SAMPLE_RATE)
+
+    songs["song_b"]["source_1"]["instrument"] = "Flute"
+    metadata_file.write_text(json.dumps(songs))
+    (root / "audio" / "train" / "song_c" / "Oboe.flac").unlink()
+    with pytest.raises(ValueError, match=r"missing audio files: \[.*song_c/Oboe\.flac"):
+        RebalanceMusicDataset(root, "train", "Violin", SAMPLE_RATE)
+    with pytest.raises(ValueError, match="sample rate 8000 Hz, expected 44100"):
+        RebalanceMusicDataset(root, "valid", "Violin", 44100)[0]
+    with pytest.raises(ValueError, match=r"no song of music\.valid\.json has a Sax stem"):
+        RebalanceMusicDataset(root, "valid", "Sax", SAMPLE_RATE)
+
+
+def test_loss_decreases_when_training_a_tiny_model(dataset_root):
+    torch.manual_seed(0)
+    dataset = RebalanceMusicDataset(dataset_root, "train", "Violin", SAMPLE_RATE, segment=0.5,
+                                    samples_per_track=2)  # fmt: skip
+    mixture, sources = (
+        torch.stack(parts) for parts in zip(*(dataset[i] for i in range(6)), strict=True)
+    )
+    model = ConvTasNetStereo(**TINY_MODEL, samplerate=SAMPLE_RATE).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(40):
+        loss = separation_loss(model(mixture), sources)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+
+
+def training_config(root: Path, exp_dir: Path, **changes) -> TrainingConfig:
+    options = dict(exp_dir=exp_dir, root=root, target="Violin", sample_rate=SAMPLE_RATE,
+                   segment=0.5, samples_per_track=4, batch_size=4, epochs=2, lr=3e-3,
+                   num_workers=0, **TINY_MODEL)  # fmt: skip
+    return TrainingConfig(**{**options, **changes})
+
+
+def test_train_exports_the_best_model_and_resumes(dataset_root, tmp_path):
+    exp_dir = tmp_path / "exp"
+    first = train(training_config(dataset_root, exp_dir, epochs=1), progress=False)
+    assert first.epochs_completed == 1 and first.stopped_because == "epochs"
+    assert first.export_dir == exp_dir / "ConvTasNet_Violin_NonCausal"
+
+    resumed = train(training_config(dataset_root, exp_dir, epochs=3), progress=False)
+    assert resumed.epochs_completed == 3
+    assert len(resumed.history) == 3
+    assert resumed.history[0] == first.history[0]  # the first epoch was not redone
+    assert resumed.best_loss == min(entry["val_loss"] for entry in resumed.history)
+    assert resumed.history[-1]["val_loss"] < resumed.history[0]["val_loss"] * 1.5
+
+    exported = ConvTasNetStereo.from_pretrained(resumed.export_dir)
+    best = ConvTasNetStereo(**TINY_MODEL, samplerate=SAMPLE_RATE)
+    best.load_state_dict(torch.load(exp_dir / "checkpoints" / "best.pt", weights_only=True))
+    mixture = torch.randn(1, 2, 3000)
+    with torch.no_grad():
+        torch.testing.assert_close(exported(mixture), best.eval()(mixture), rtol=0, atol=0)
+    assert exported.config == best.config and not exported.causal
+
+    with pytest.raises(ValueError, match=r"changed model options \['H'\]"):
+        train(training_config(dataset_root, exp_dir, epochs=4, H=24), progress=False)
+
+
+def test_time_budget_stops_training_and_causal_export_name(dataset_root, tmp_path):
+    config = training_config(dataset_root, tmp_path / "exp", epochs=50, causal=True,
+                             max_minutes=1e-4)  # fmt: skip
+    result = train(config, progress=False)
+    assert result.stopped_because == "time_budget"
+    assert result.epochs_completed == 1  # the interrupted epoch is validated and saved
+    assert result.export_dir.name == "ConvTasNet_Violin_Causal"
+    assert ConvTasNetStereo.from_pretrained(result.export_dir).norm_type == "cLN"
+
+
+def test_training_options_are_validated(tmp_path):
+    with pytest.raises(ValueError, match="n_src must be 2"):
+        training_config(tmp_path, tmp_path, n_src=3)
+    with pytest.raises(ValueError, match="aggregate must be >= 1"):
+        training_config(tmp_path, tmp_path, aggregate=0)
