@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from clarity.cad2.audio_io import cut_segment, read_track
@@ -34,14 +35,19 @@ from clarity.cad2.remix import (
     remix_stems,
 )
 from clarity.cad2.runner import Pair, RunSummary, raise_for_failures, run_pairs
+from clarity.cad2.score_plots import plot_scores
 from clarity.cad2.scores import mean_scores, open_scores_file
 from clarity.cad2.seeding import seed_from_text
 from clarity.enhancer.multiband_compressor import MultibandCompressor
 from clarity.evaluator.haaqi import compute_haaqi
+from clarity.utils.audiogram import Listener
 from clarity.utils.flac_encoder import read_flac_signal
 from clarity.utils.signal_processing import compute_rms, resample
 
 logger = logging.getLogger(__name__)
+
+# Audiogram.severity labels, mildest first, and their names in the score plots.
+SEVERITY_NAMES = {"NOTHING": "no loss", "MILD": "mild", "MODERATE": "moderate", "SEVERE": "severe"}
 
 
 def reference_mixture(
@@ -140,6 +146,33 @@ def scores_path(config: DictConfig) -> Path:
     )
 
 
+def listener_severity(listener: Listener) -> str:
+    """Hearing-loss grade of the worse ear ("no loss", "mild", "moderate" or "severe")."""
+    grades = list(SEVERITY_NAMES)
+    worse = max(
+        (listener.audiogram_left.severity, listener.audiogram_right.severity), key=grades.index
+    )
+    return SEVERITY_NAMES[worse]
+
+
+def plot_run_scores(config: DictConfig, metadata: RecipeMetadata, path: Path) -> Path:
+    """Plot a scores file next to it (`.png`), with the bound runs of `evaluate.plot_bounds`
+    (name -> experiment folder) whose score file of the same name exists."""
+    scores = pd.read_csv(path)
+    bounds = {}
+    for name, folder in config.evaluate.plot_bounds.items():
+        bound_file = Path(folder) / path.name
+        if bound_file.is_file() and bound_file.resolve() != path.resolve():
+            bounds[name] = pd.read_csv(bound_file)
+    return plot_scores(
+        scores,
+        path.with_suffix(".png"),
+        {name: listener_severity(metadata.listeners[name]) for name in set(scores.listener)},
+        {scene: len(metadata.song_of(scene).sources) for scene in set(scores.scene)},
+        bounds,
+    )
+
+
 def run_evaluate(config: DictConfig) -> tuple[RunSummary, Path]:
     """Score every pair of the batch; keep rows already in the scores file unless `overwrite`.
 
@@ -184,5 +217,7 @@ def run_evaluate(config: DictConfig) -> tuple[RunSummary, Path]:
         means = mean_scores(path)
         logger.info("Mean HAAQI over %s: %.4f", path, means["avg_haaqi"])
         print(f"Mean HAAQI ({path.name}): {means['avg_haaqi']:.4f}")
+        if config.evaluate.plot:
+            logger.info("Scores plotted in %s", plot_run_scores(config, metadata, path))
     raise_for_failures(summary)
     return summary, path
