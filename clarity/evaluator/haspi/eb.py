@@ -17,8 +17,8 @@ from NumPy's legacy global generator; the computation is organised differently:
 * recursions (gammatone IIR, compression low-pass, IHC adaptation, segment
   covariances) run in numba kernels, transcendental functions in NumPy;
 * lag searches use FFT cross-correlation limited to the lags that are searched;
-* the threshold noise is drawn by a vectorised replica of NumPy's legacy
-  ``standard_normal`` that leaves the global generator in the same state.
+* the threshold noise is drawn with ``np.random.standard_normal`` in the official
+  order (reference bands, then processed bands, then the two cepstral draws).
 
 Levels: a signal with RMS 1 corresponds to ``level1`` dB SPL. Envelopes in dB SL are
 relative to the listener's threshold.
@@ -45,109 +45,6 @@ MODEL_SAMPLE_RATE = 24000.0
 _EAR_Q = 9.26449  # Glasberg & Moore ERB parameters
 _MIN_BW = 24.7
 _SMALL = 1e-30
-
-
-# --------------------------------------------------------------------------------------
-# Threshold noise: NumPy legacy ``standard_normal`` replica
-# --------------------------------------------------------------------------------------
-
-_TWO_POW_53 = 9007199254740992.0
-_MT_N = 624
-
-
-def _mt_untemper(outputs: np.ndarray) -> np.ndarray:
-    """Invert the MT19937 output tempering: outputs -> internal state words (uint32)."""
-    y = outputs.astype(np.uint32)
-    y ^= y >> np.uint32(18)
-    y ^= (y << np.uint32(15)) & np.uint32(0xEFC60000)
-    x = y.copy()
-    for _ in range(4):
-        x = y ^ ((x << np.uint32(7)) & np.uint32(0x9D2C5680))
-    y = x
-    x = y.copy()
-    for _ in range(2):
-        x = y ^ (x >> np.uint32(11))
-    return x
-
-
-def legacy_standard_normal(shape: tuple[int, ...]) -> np.ndarray:
-    """Draw like ``np.random.standard_normal(shape)`` from the legacy global generator.
-
-    Produces the same values as NumPy's legacy polar (Marsaglia) Gaussian sampler and
-    leaves ``np.random.get_state()`` exactly where that call would (including the
-    cached second deviate), but generates the uniforms and the transformation in bulk.
-    The logarithm is NumPy's, which may differ from the C library's in the last bit.
-    """
-    count = int(np.prod(shape))
-    name, key, pos, has_gauss, cached = np.random.get_state()
-    out = np.empty(count)
-    if count == 0:
-        return out.reshape(shape)
-    filled = 0
-    if has_gauss:
-        out[0] = cached
-        filled = 1
-        has_gauss, cached = 0, 0.0
-    n_pairs = (count - filled + 1) // 2
-    if n_pairs == 0:
-        np.random.set_state((name, key, pos, has_gauss, cached))
-        return out.reshape(shape)
-
-    bit_generator = np.random.MT19937()
-    bit_generator.state = {"bit_generator": "MT19937", "state": {"key": key, "pos": pos}}
-    chunks: list[np.ndarray] = []
-    accepted_attempts: list[np.ndarray] = []
-    x1_parts: list[np.ndarray] = []
-    x2_parts: list[np.ndarray] = []
-    r2_parts: list[np.ndarray] = []
-    n_accepted = 0
-    attempts_done = 0
-    while n_accepted < n_pairs:
-        # each attempt uses two doubles = four 32-bit words; acceptance is pi/4
-        n_attempts = int((n_pairs - n_accepted) / 0.78 * 1.02) + 64
-        raw = bit_generator.random_raw(4 * n_attempts).astype(np.uint32)
-        chunks.append(raw)
-        words = raw.reshape(-1, 2)
-        uniform = ((words[:, 0] >> 5) * 67108864.0 + (words[:, 1] >> 6)) / _TWO_POW_53
-        x1 = 2.0 * uniform[0::2] - 1.0
-        x2 = 2.0 * uniform[1::2] - 1.0
-        r2 = x1 * x1 + x2 * x2
-        ok = np.flatnonzero((r2 < 1.0) & (r2 != 0.0))
-        accepted_attempts.append(ok + attempts_done)
-        x1_parts.append(x1[ok])
-        x2_parts.append(x2[ok])
-        r2_parts.append(r2[ok])
-        n_accepted += len(ok)
-        attempts_done += n_attempts
-    attempts = np.concatenate(accepted_attempts)[:n_pairs]
-    x1 = np.concatenate(x1_parts)[:n_pairs]
-    x2 = np.concatenate(x2_parts)[:n_pairs]
-    r2 = np.concatenate(r2_parts)[:n_pairs]
-    factor = np.sqrt(-2.0 * np.log(r2) / r2)
-    pairs = np.empty(2 * n_pairs)
-    pairs[0::2] = factor * x2
-    pairs[1::2] = factor * x1
-    remaining = count - filled
-    out[filled:] = pairs[:remaining]
-    if remaining < 2 * n_pairs:
-        has_gauss, cached = 1, float(pairs[-1])
-
-    # Generator state after the words actually consumed
-    consumed = 4 * (int(attempts[-1]) + 1)
-    total = int(pos) + consumed
-    if total <= _MT_N:
-        new_key, new_pos = key, total
-    else:
-        twists = -(-(total - _MT_N) // _MT_N)
-        new_pos = total - _MT_N * twists
-        block_start = (_MT_N - int(pos)) + (twists - 1) * _MT_N
-        raw_all = np.concatenate(chunks)
-        if len(raw_all) < block_start + _MT_N:
-            extra = bit_generator.random_raw(block_start + _MT_N - len(raw_all))
-            raw_all = np.concatenate((raw_all, extra.astype(np.uint32)))
-        new_key = _mt_untemper(raw_all[block_start : block_start + _MT_N])
-    np.random.set_state((name, new_key, new_pos, has_gauss, cached))
-    return out.reshape(shape)
 
 
 # --------------------------------------------------------------------------------------
@@ -268,15 +165,23 @@ def _lagged_correlation(first: np.ndarray, second: np.ndarray, max_lag: int) -> 
     return np.concatenate((circular[..., size - max_lag :], circular[..., : max_lag + 1]), axis=-1)
 
 
-def _delay_rows(signals: np.ndarray, delays: np.ndarray) -> np.ndarray:
-    """Shift each row by ``delays[row]`` samples (>0: later), zero-filling, same length."""
-    out = np.zeros_like(signals)
+def _delay_rows(
+    signals: np.ndarray, delays: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Shift each row by ``delays[row]`` samples (>0: later), zero-filling, same length.
+
+    ``out`` may be ``signals`` itself for an in-place shift.
+    """
+    out = np.empty_like(signals) if out is None else out
     npts = signals.shape[-1]
     for row, delay in enumerate(np.asarray(delays, dtype=int)):
+        delay = int(np.clip(delay, -npts, npts))
         if delay >= 0:
-            out[row, delay:] = signals[row, : max(npts - delay, 0)]
+            out[row, delay:] = signals[row, : npts - delay]
+            out[row, :delay] = 0.0
         else:
             out[row, : npts + delay] = signals[row, -delay:]
+            out[row, npts + delay :] = 0.0
     return out
 
 
@@ -334,82 +239,90 @@ def gammatone_bandwidth_demodulation(npts, tpt, center_freq, center_freq_cos, ce
 
 
 @njit(cache=True)
-def _gammatone_kernel(signals, center_freq, bandwidths, tpt, env_out, bm_out, want_bm):
-    """4th-order gammatone (Cooke 1993 impulse-invariant form) of several signals.
+def _gammatone_pair(x, y, tpt, center_freq, ax, ay, env_x, bm_x, env_y, bm_y, want_bm):
+    """One gammatone band (Cooke 1993 impulse-invariant form) for two signals ``(n,)``.
 
-    signals ``(S, n)``, bandwidths ``(S, bands)`` re ERB, outputs ``(S, bands, n)``.
-    Each band demodulates by its centre frequency, filters real and imaginary parts
-    with ``(1 + 4a z^-1 + 4a^2 z^-2) / (1 - a z^-1)^4`` (transposed direct form II),
-    and returns the envelope and, if ``want_bm``, the remodulated BM motion.
+    Both signals are demodulated by the band's centre frequency (rotation recursion),
+    filtered by ``(1 + 4a z^-1 + 4a^2 z^-2) / (1 - a z^-1)^4`` (transposed direct
+    form II, as ``scipy.signal.lfilter``), and give the envelope and, if ``want_bm``,
+    the remodulated BM motion. ``ax``, ``ay`` are the pole radii of the two filters.
+    The four-fold pole makes the output sensitive to the last bit of the
+    coefficients, so they are formed exactly as in Kates's code.
     """
-    n_signals, npts = signals.shape
-    n_bands = center_freq.shape[0]
-    coefs = np.empty((n_signals, 7))
-    state = np.zeros((n_signals, 8))
-    for band in range(n_bands):
-        erb = _MIN_BW + center_freq[band] / _EAR_Q
-        for s in range(n_signals):
-            a = math.exp(-bandwidths[s, band] * tpt * erb * 1.019)
-            a1, a2, a3, a4, a5 = (
-                4.0 * a,
-                -6.0 * a * a,
-                4.0 * a * a * a,
-                -(a * a * a * a),
-                4.0 * a * a,
-            )
-            coefs[s, 0] = a1  # b1
-            coefs[s, 1] = a5  # b2
-            coefs[s, 2] = -a1  # denominator a1..a4 (normalised, lfilter sign)
-            coefs[s, 3] = -a2
-            coefs[s, 4] = -a3
-            coefs[s, 5] = -a4
-            coefs[s, 6] = 2.0 * (1 - a1 - a2 - a3 - a4) / (1 + a1 + a5)
-            for j in range(8):
-                state[s, j] = 0.0
-        cos_step = math.cos(tpt * center_freq[band])
-        sin_step = math.sin(tpt * center_freq[band])
-        c, sn = 1.0, 0.0
-        for t in range(npts):
-            if t > 0:
-                c, sn = c * cos_step + sn * sin_step, sn * cos_step - c * sin_step
-            for s in range(n_signals):
-                b1, b2 = coefs[s, 0], coefs[s, 1]
-                d1, d2, d3, d4 = coefs[s, 2], coefs[s, 3], coefs[s, 4], coefs[s, 5]
-                x = signals[s, t]
-                xr = x * c
-                xi = x * sn
-                yr = xr + state[s, 0]
-                state[s, 0] = b1 * xr + state[s, 1] - d1 * yr
-                state[s, 1] = b2 * xr + state[s, 2] - d2 * yr
-                state[s, 2] = state[s, 3] - d3 * yr
-                state[s, 3] = -d4 * yr
-                yi = xi + state[s, 4]
-                state[s, 4] = b1 * xi + state[s, 5] - d1 * yi
-                state[s, 5] = b2 * xi + state[s, 6] - d2 * yi
-                state[s, 6] = state[s, 7] - d3 * yi
-                state[s, 7] = -d4 * yi
-                gain = coefs[s, 6]
-                env_out[s, band, t] = gain * math.sqrt(yr * yr + yi * yi)
-                if want_bm:
-                    bm_out[s, band, t] = gain * (yr * c + yi * sn)
+    b1x, b2x, b1y, b2y = 4.0 * ax, 4.0 * ax * ax, 4.0 * ay, 4.0 * ay * ay
+    a2x, a3x, a4x = -6.0 * ax * ax, 4.0 * ax * ax * ax, -ax * ax * ax * ax
+    a2y, a3y, a4y = -6.0 * ay * ay, 4.0 * ay * ay * ay, -ay * ay * ay * ay
+    gx = 2.0 * (1 - b1x - a2x - a3x - a4x) / (1 + b1x + b2x)
+    gy = 2.0 * (1 - b1y - a2y - a3y - a4y) / (1 + b1y + b2y)
+    # lfilter's normalised denominator [1, -4a, 6a^2, -4a^3, a^4]
+    d1x, d2x, d3x, d4x = -b1x, -a2x, -a3x, -a4x
+    d1y, d2y, d3y, d4y = -b1y, -a2y, -a3y, -a4y
+    cos_step = math.cos(tpt * center_freq)
+    sin_step = math.sin(tpt * center_freq)
+    c, s = 1.0, 0.0
+    # transposed direct form II states: x/y, real/imag, delays 1..4
+    zxr1 = zxr2 = zxr3 = zxr4 = zxi1 = zxi2 = zxi3 = zxi4 = 0.0
+    zyr1 = zyr2 = zyr3 = zyr4 = zyi1 = zyi2 = zyi3 = zyi4 = 0.0
+    for t in range(x.shape[0]):
+        if t > 0:
+            c, s = c * cos_step + s * sin_step, s * cos_step - c * sin_step
+        uxr, uxi, uyr, uyi = x[t] * c, x[t] * s, y[t] * c, y[t] * s
+        rx = uxr + zxr1
+        ix = uxi + zxi1
+        ry = uyr + zyr1
+        iy = uyi + zyi1
+        zxr1 = b1x * uxr + zxr2 - d1x * rx
+        zxi1 = b1x * uxi + zxi2 - d1x * ix
+        zyr1 = b1y * uyr + zyr2 - d1y * ry
+        zyi1 = b1y * uyi + zyi2 - d1y * iy
+        zxr2 = b2x * uxr + zxr3 - d2x * rx
+        zxi2 = b2x * uxi + zxi3 - d2x * ix
+        zyr2 = b2y * uyr + zyr3 - d2y * ry
+        zyi2 = b2y * uyi + zyi3 - d2y * iy
+        zxr3 = zxr4 - d3x * rx
+        zxi3 = zxi4 - d3x * ix
+        zyr3 = zyr4 - d3y * ry
+        zyi3 = zyi4 - d3y * iy
+        zxr4 = -d4x * rx
+        zxi4 = -d4x * ix
+        zyr4 = -d4y * ry
+        zyi4 = -d4y * iy
+        env_x[t] = gx * math.sqrt(rx * rx + ix * ix)
+        env_y[t] = gy * math.sqrt(ry * ry + iy * iy)
+        if want_bm:
+            bm_x[t] = gx * (rx * c + ix * s)
+            bm_y[t] = gy * (ry * c + iy * s)
 
 
-def _gammatone_bank(
-    signals: np.ndarray,
-    bandwidths: np.ndarray,
+def _gammatone_rows(
+    reference: np.ndarray,
+    processed: np.ndarray,
+    reference_bandwidth: float,
+    processed_bandwidth: float,
     freq_sample: float,
-    center_freq: np.ndarray,
-    want_bm: bool,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Envelopes (and BM motion) ``(S, bands, n)`` of ``signals (S, n)`` per band."""
-    signals = np.ascontiguousarray(signals, dtype=float)
-    bandwidths = np.ascontiguousarray(bandwidths, dtype=float)
-    center_freq = np.ascontiguousarray(np.atleast_1d(center_freq), dtype=float)
-    n_signals, npts = signals.shape
-    env = np.empty((n_signals, len(center_freq), npts))
-    bm = np.empty((n_signals, len(center_freq), npts if want_bm else 0))
-    _gammatone_kernel(signals, center_freq, bandwidths, 2 * np.pi / freq_sample, env, bm, want_bm)
-    return env, bm
+    center_freq: float,
+    want_bm: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Envelopes and BM motion ``(n,)`` of two equally long signals in one band."""
+    n = len(reference)
+    env_x, env_y = np.empty(n), np.empty(n)
+    bm_x, bm_y = (np.empty(n), np.empty(n)) if want_bm else (np.empty(0), np.empty(0))
+    tpt = 2 * np.pi / freq_sample
+    erb = _MIN_BW + center_freq / _EAR_Q
+    _gammatone_pair(
+        np.ascontiguousarray(reference, dtype=float),
+        np.ascontiguousarray(processed, dtype=float),
+        tpt,
+        float(center_freq),
+        float(np.exp(-(reference_bandwidth * tpt * erb * 1.019))),
+        float(np.exp(-(processed_bandwidth * tpt * erb * 1.019))),
+        env_x,
+        bm_x,
+        env_y,
+        bm_y,
+        want_bm,
+    )
+    return env_x, bm_x, env_y, bm_y
 
 
 def gammatone_basilar_membrane(
@@ -433,20 +346,21 @@ def gammatone_basilar_membrane(
     """
     if ear_q != _EAR_Q or min_bandwidth != _MIN_BW:
         raise ValueError("gammatone_basilar_membrane supports only the Glasberg-Moore ERB")
-    scalar = np.ndim(center_freq) == 0
-    cf = np.atleast_1d(np.asarray(center_freq, dtype=float))
     n_common = min(len(reference), len(processed))
-    signals = np.stack((reference[:n_common], processed[:n_common]))
-    bandwidths = np.stack(
-        (
-            np.broadcast_to(np.asarray(reference_bandwidth, dtype=float), cf.shape),
-            np.broadcast_to(np.asarray(processed_bandwidth, dtype=float), cf.shape),
+    reference, processed = reference[:n_common], processed[:n_common]
+    if np.ndim(center_freq) == 0:
+        return _gammatone_rows(
+            reference, processed, reference_bandwidth, processed_bandwidth, freq_sample, center_freq
         )
-    )
-    env, bm = _gammatone_bank(signals, bandwidths, freq_sample, cf, want_bm=True)
-    if scalar:
-        return env[0, 0], bm[0, 0], env[1, 0], bm[1, 0]
-    return env[0], bm[0], env[1], bm[1]
+    cf = np.asarray(center_freq, dtype=float)
+    ref_bw = np.broadcast_to(np.asarray(reference_bandwidth, dtype=float), cf.shape)
+    proc_bw = np.broadcast_to(np.asarray(processed_bandwidth, dtype=float), cf.shape)
+    rows = [
+        _gammatone_rows(reference, processed, ref_bw[k], proc_bw[k], freq_sample, cf[k])
+        for k in range(len(cf))
+    ]
+    env_x, bm_x, env_y, bm_y = (np.stack(column) for column in zip(*rows, strict=True))
+    return env_x, bm_x, env_y, bm_y
 
 
 def bandwidth_adjust(
@@ -527,12 +441,17 @@ def env_compress_basilar_membrane(
     n_bands = envelope.shape[0]
     low = _per_band(threshold_low, n_bands)
     slope = 1 - 1 / _per_band(compression_ratio, n_bands)
-    level = level1 + 20 * np.log10(np.maximum(control, small))
+    # gain (dB) = -attn - (clip(level, low, high) - low) * slope, applied as exp(dB * ln10/20)
+    level = np.maximum(control, small)
+    np.log10(level, out=level)
+    level *= 20
+    level += level1
     np.clip(level, low, threshold_high, out=level)
     level -= low
     level *= -slope
     level -= _per_band(attn_ohc, n_bands)
-    gain = np.power(10.0, level / 20)
+    level *= np.log(10) / 20
+    gain = np.exp(level, out=level)
     b, a = butter(1, 800 / (0.5 * fsamp))
     _lowpass_gain_apply(gain, b[0], b[1], a[1], envelope, motion)
     if one_d:
@@ -650,8 +569,10 @@ def basilar_membrane_add_noise(
     reference: np.ndarray, threshold: float, level1: float
 ) -> np.ndarray:
     """Add Gaussian noise ``threshold`` dB re auditory threshold (legacy global RNG)."""
-    gain = 10 ** ((threshold - level1) / 20)
-    return reference + gain * legacy_standard_normal(np.shape(reference))
+    noise = np.random.standard_normal(np.shape(reference))
+    noise *= 10 ** ((threshold - level1) / 20)
+    noise += reference
+    return noise
 
 
 def _gammatone_group_delay(bandwidths, center_freq, freq_sample, ear_q, min_bandwidth):
@@ -670,12 +591,16 @@ def group_delay_compensate(
     freq_sample: float,
     ear_q: float = _EAR_Q,
     min_bandwidth: float = _MIN_BW,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Delay each band of ``reference (bands, n)`` so all share the largest group delay."""
+    """Delay each band of ``reference (bands, n)`` so all share the largest group delay.
+
+    The result goes to a new array, or to ``out`` (which may be ``reference``).
+    """
     delay = np.rint(
         _gammatone_group_delay(bandwidths, center_freq, freq_sample, ear_q, min_bandwidth)
     ).astype(int)
-    return _delay_rows(reference, delay.max() - delay)
+    return _delay_rows(reference, delay.max() - delay, out=out)
 
 
 def convert_rms_to_sl(
@@ -756,55 +681,74 @@ def ear_model(
         fir, _ = enhancer.build(Audiogram(levels=hearing_loss, frequencies=AUDIOMETRIC_FREQUENCIES))
         reference_24 = enhancer.apply(fir, reference_24)[nfir : nfir + nsamp]
 
-    signals = np.stack(
-        (middle_ear(reference_24, sample_rate), middle_ear(processed_24, sample_rate))
-    )
+    reference_mid = middle_ear(reference_24, sample_rate)
+    processed_mid = middle_ear(processed_24, sample_rate)
 
-    # Control path: widest (fully damaged) filters drive bandwidth and compression
-    control, _ = _gammatone_bank(
-        signals, np.stack((bw_control, bw_control)), sample_rate, cf_control, want_bm=False
-    )
-    bandwidths = np.stack(
-        (
-            bandwidth_adjust(control[0], bw_min_x, bw_control, level1),
-            bandwidth_adjust(control[1], bw_min_y, bw_control, level1),
-        )
-    )
-    envelope, motion = _gammatone_bank(signals, bandwidths, sample_rate, cf, want_bm=True)
-    average = np.sqrt(np.mean(envelope**2, axis=-1))
-    control_average = np.sqrt(np.mean(control**2, axis=-1))
-
-    compressed = [
-        env_compress_basilar_membrane(
-            envelope[s], motion[s], control[s], attn_ohc, low_knee, ratio, sample_rate, level1
-        )
-        for s, (attn_ohc, low_knee, ratio) in enumerate(
-            ((attn_ohc_x, low_knee_x, ratio_x), (attn_ohc_y, low_knee_y, ratio_y))
-        )
-    ]
-    del envelope, motion, control
-    (ref_env, ref_bm), (proc_env, proc_bm) = compressed
-    proc_env = envelope_align(ref_env, proc_env, int(sample_rate))
-    proc_bm = envelope_align(ref_bm, proc_bm, int(sample_rate))
-
+    shape = (nchan, nsamp)
+    reference_db, processed_db = np.empty(shape), np.empty(shape)
+    reference_bm, processed_bm = np.empty(shape), np.empty(shape)
+    average = np.empty((2, nchan))  # RMS envelope per band: reference, processed
+    control_average = np.empty((2, nchan))
+    reference_bandwidth = np.empty(nchan)
     delta = 2.0  # IHC overshoot
-    ref_db, ref_bm = inner_hair_cell_adaptation(
-        *envelope_sl(ref_env, ref_bm, attn_ihc_x, level1), delta, sample_rate
-    )
-    proc_db, proc_bm = inner_hair_cell_adaptation(
-        *envelope_sl(proc_env, proc_bm, attn_ihc_y, level1), delta, sample_rate
-    )
+    for band in range(nchan):
+        # Control path: widest (fully damaged) filters set bandwidth and compression
+        control_x, _, control_y, _ = _gammatone_rows(
+            reference_mid,
+            processed_mid,
+            bw_control[band],
+            bw_control[band],
+            sample_rate,
+            cf_control[band],
+            want_bm=False,
+        )
+        bw_x = bandwidth_adjust(control_x, bw_min_x[band], bw_control[band], level1)
+        bw_y = bandwidth_adjust(control_y, bw_min_y[band], bw_control[band], level1)
+        reference_bandwidth[band] = bw_x
+        env_x, bm_x, env_y, bm_y = _gammatone_rows(
+            reference_mid, processed_mid, bw_x, bw_y, sample_rate, cf[band]
+        )
+        average[:, band] = _rms(env_x), _rms(env_y)
+        control_average[:, band] = _rms(control_x), _rms(control_y)
+
+        env_x, bm_x = env_compress_basilar_membrane(
+            env_x,
+            bm_x,
+            control_x,
+            attn_ohc_x[band],
+            low_knee_x[band],
+            ratio_x[band],
+            sample_rate,
+            level1,
+        )
+        env_y, bm_y = env_compress_basilar_membrane(
+            env_y,
+            bm_y,
+            control_y,
+            attn_ohc_y[band],
+            low_knee_y[band],
+            ratio_y[band],
+            sample_rate,
+            level1,
+        )
+        env_y = envelope_align(env_x, env_y, int(sample_rate))
+        bm_y = envelope_align(bm_x, bm_y, int(sample_rate))
+
+        reference_db[band], reference_bm[band] = inner_hair_cell_adaptation(
+            *envelope_sl(env_x, bm_x, attn_ihc_x[band], level1), delta, sample_rate
+        )
+        processed_db[band], processed_bm[band] = inner_hair_cell_adaptation(
+            *envelope_sl(env_y, bm_y, attn_ihc_y[band], level1), delta, sample_rate
+        )
 
     ihc_threshold = -10  # dB re auditory threshold
-    ref_bm = basilar_membrane_add_noise(ref_bm, ihc_threshold, level1)
-    proc_bm = basilar_membrane_add_noise(proc_bm, ihc_threshold, level1)
+    reference_bm = basilar_membrane_add_noise(reference_bm, ihc_threshold, level1)
+    processed_bm = basilar_membrane_add_noise(processed_bm, ihc_threshold, level1)
 
     if m_delay > 0:
-        ref_bw = bandwidths[0]
-        ref_db = group_delay_compensate(ref_db, ref_bw, cf, sample_rate)
-        proc_db = group_delay_compensate(proc_db, ref_bw, cf, sample_rate)
-        ref_bm = group_delay_compensate(ref_bm, ref_bw, cf, sample_rate)
-        proc_bm = group_delay_compensate(proc_bm, ref_bw, cf, sample_rate)
+        outputs = (reference_db, reference_bm, processed_db, processed_bm)
+        for output in outputs:
+            group_delay_compensate(output, reference_bandwidth, cf, sample_rate, out=output)
 
     reference_sl = convert_rms_to_sl(
         average[0], control_average[0], attn_ohc_x, low_knee_x, ratio_x, attn_ihc_x, level1
@@ -812,7 +756,15 @@ def ear_model(
     processed_sl = convert_rms_to_sl(
         average[1], control_average[1], attn_ohc_y, low_knee_y, ratio_y, attn_ihc_y, level1
     )
-    return ref_db, ref_bm, proc_db, proc_bm, reference_sl, processed_sl, sample_rate
+    return (
+        reference_db,
+        reference_bm,
+        processed_db,
+        processed_bm,
+        reference_sl,
+        processed_sl,
+        sample_rate,
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -1012,64 +964,61 @@ def spectrum_diff(
     return stats(difference), stats(normalised), stats(slope)
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True)
 def _segment_covariance_kernel(
     x, y, nwin, maxlag, window, full_weights, half_weights, full_norm, half_norm, cov, ms_x, ms_y
 ):
-    """Max normalised cross-covariance over +/- maxlag of windowed segments, per tile."""
+    """Max normalised cross-covariance over +/- maxlag of windowed segments, per tile.
+
+    The reference segment sits in a zero-padded buffer so that, for each sample of
+    the processed segment, all lags update contiguously (a vectorisable loop).
+    """
     n_bands = x.shape[0]
     nseg = cov.shape[1]
     half = nwin // 2
-    seg_x = np.empty(nwin)
+    n_lags = 2 * maxlag + 1
+    padded_x = np.zeros(nwin + 2 * maxlag)
     seg_y = np.empty(nwin)
+    lagged = np.empty(n_lags)
     for band in range(n_bands):
         for seg in range(nseg):
             if seg == 0:
                 start, length, w_offset, weights, norm = 0, half, half, half_weights, half_norm
             elif seg == nseg - 1:
-                start, length, w_offset, weights, norm = (
-                    seg * half,
-                    half,
-                    0,
-                    half_weights,
-                    half_norm,
-                )
+                start, length, w_offset = seg * half, half, 0
+                weights, norm = half_weights, half_norm
             else:
-                start, length, w_offset, weights, norm = (
-                    seg * half,
-                    nwin,
-                    0,
-                    full_weights,
-                    full_norm,
-                )
+                start, length, w_offset = seg * half, nwin, 0
+                weights, norm = full_weights, full_norm
             mean_x = 0.0
             mean_y = 0.0
             for i in range(length):
                 w = window[w_offset + i]
-                seg_x[i] = x[band, start + i] * w
+                padded_x[maxlag + i] = x[band, start + i] * w
                 seg_y[i] = y[band, start + i] * w
-                mean_x += seg_x[i]
+                mean_x += padded_x[maxlag + i]
                 mean_y += seg_y[i]
             mean_x /= length
             mean_y /= length
             energy_x = 0.0
             energy_y = 0.0
             for i in range(length):
-                seg_x[i] -= mean_x
+                padded_x[maxlag + i] -= mean_x
                 seg_y[i] -= mean_y
-                energy_x += seg_x[i] * seg_x[i]
-                energy_y += seg_y[i] * seg_y[i]
+                energy_x += padded_x[maxlag + i] ** 2
+                energy_y += seg_y[i] ** 2
+            for i in range(length, nwin):
+                padded_x[maxlag + i] = 0.0
             energy_x *= norm
             energy_y *= norm
+            lagged[:] = 0.0
+            for i in range(length):  # lagged[j] = sum_i x[i + j - maxlag] * y[i]
+                value = seg_y[i]
+                for j in range(n_lags):
+                    lagged[j] += padded_x[i + j] * value
             peak = 0.0
-            for lag in range(-maxlag, maxlag + 1):
-                total = 0.0
-                first = max(0, -lag)
-                last = min(length, length - lag)
-                for i in range(first, last):
-                    total += seg_x[i + lag] * seg_y[i]
-                value = abs(total * weights[lag + maxlag])
-                peak = max(peak, value)
+            for j in range(n_lags):
+                peak = max(peak, abs(lagged[j] * weights[j]))
             if energy_x > 1e-30 and energy_y > 1e-30:
                 cov[band, seg] = min(max(peak / math.sqrt(energy_x * energy_y), 0.0), 1.0)
             else:
