@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +16,12 @@ import torch
 
 from clarity.separation.convtasnet import ConvTasNetStereo
 from clarity.separation.dataset import RebalanceMusicDataset, load_music_metadata
+from clarity.separation.evaluation import framewise_sdr, si_sdr
 from clarity.separation.training import TrainingConfig, separation_loss, train
 
 torch.set_num_threads(1)
 
+REPO = Path(__file__).resolve().parent.parent
 SAMPLE_RATE = 8000
 TINY_MODEL = {"N": 16, "L": 8, "B": 12, "H": 16, "P": 3, "X": 2, "R": 1}
 # song -> instruments (with voice suffixes) and their fundamental frequencies, Hz
@@ -196,3 +202,45 @@ def test_training_options_are_validated(tmp_path):
         training_config(tmp_path, tmp_path, n_src=3)
     with pytest.raises(ValueError, match="aggregate must be >= 1"):
         training_config(tmp_path, tmp_path, aggregate=0)
+
+
+def test_sdr_tracks_the_noise_level_and_skips_silent_windows():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(2, 3 * SAMPLE_RATE))
+    noise = rng.normal(size=reference.shape)
+    assert framewise_sdr(reference, reference + 0.1 * noise, SAMPLE_RATE) == pytest.approx(
+        20, abs=0.5
+    )
+    assert si_sdr(reference, reference + 0.1 * noise) == pytest.approx(20, abs=0.5)
+    assert framewise_sdr(reference, reference + noise, SAMPLE_RATE) == pytest.approx(0, abs=0.5)
+    partly_silent = reference.copy()
+    partly_silent[:, :SAMPLE_RATE] = 0  # this window is skipped, not scored as -inf
+    estimate = partly_silent + 0.1 * noise
+    assert framewise_sdr(partly_silent, estimate, SAMPLE_RATE) == pytest.approx(20, abs=0.5)
+    assert np.isnan(framewise_sdr(np.zeros((2, 100)), np.ones((2, 100)), SAMPLE_RATE))
+    with pytest.raises(ValueError, match=r"\(channels, samples\)"):
+        framewise_sdr(reference, reference[:1], SAMPLE_RATE)
+
+
+def test_train_and_eval_command_lines(dataset_root, tmp_path):
+    exp_dir = tmp_path / "exp"
+    common = [sys.executable]
+    train_args = ["--root", str(dataset_root), "--target", "Cello", "--exp_dir", str(exp_dir),
+                  "--sample_rate", str(SAMPLE_RATE), "--segment", "0.5", "--samples_per_track",
+                  "2", "--batch_size", "2", "--epochs", "1", "--num_workers", "0", "--causal",
+                  *(arg for k, v in TINY_MODEL.items() for arg in (f"--{k}", str(v)))]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([*common, str(REPO / "ConvTasNet" / "train.py"), *train_args], check=True,
+                   env=env, capture_output=True)  # fmt: skip
+    model_dir = exp_dir / "ConvTasNet_Cello_Causal"
+    assert sorted(p.name for p in model_dir.iterdir()) == ["README.md", "config.json",
+                                                           "model.safetensors"]  # fmt: skip
+    subprocess.run([*common, str(REPO / "ConvTasNet" / "eval.py"), "--exp_dir", str(exp_dir),
+                    "--n_save_ex", "1", "--segment", "0.5"], check=True, env=env,
+                   capture_output=True)  # fmt: skip
+    with (exp_dir / "eval" / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["song"] for row in rows] == ["song_v", "median"]  # the valid song with a cello
+    assert np.isfinite(float(rows[0]["target_sdr"]))
+    assert (exp_dir / "eval" / "song_v" / "target.wav").is_file()
+    assert sf.info(str(exp_dir / "eval" / "song_v" / "accompaniment.wav")).frames == 2 * SAMPLE_RATE

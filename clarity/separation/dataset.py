@@ -15,7 +15,8 @@ As in the official CAD2 recipe (after the Asteroid/Open-Unmix MUSDB recipes):
   with all stems of 1 to 3 other instruments, each taken at random from a random song and at a
   random offset; every stem is augmented (random per-channel gain in [0.25, 1.25] with
   probability 0.5, channel swap with probability 0.5);
-* validation items are whole songs containing the target: the target stems against the rest.
+* items of any other split ("valid", an evaluation split) are whole songs containing the
+  target: the target stems against the rest.
 
 Unlike the official loader, all stems of the target instrument in a song (two violin voices)
 form the target, and a stem shorter than the segment is zero padded instead of failing.
@@ -34,7 +35,6 @@ from torch.utils.data import Dataset
 
 from clarity.separation.checkpoints import INSTRUMENTS
 
-SPLITS = ("train", "valid")
 GAIN_RANGE = (0.25, 1.25)
 MAX_ACCOMPANIMENT_INSTRUMENTS = 3
 
@@ -141,7 +141,8 @@ class RebalanceMusicDataset(Dataset):
 
     Args:
         root: CAD2 Task 2 folder with ``metadata/music.<split>.json`` and ``audio/``.
-        split: "train" (random excerpts and accompaniments, augmented) or "valid" (whole songs).
+        split: "train" (random excerpts and accompaniments, augmented) or any other split with a
+            metadata file, e.g. "valid" (whole songs).
         target: instrument to separate, one of :data:`INSTRUMENTS`.
         sample_rate: Hz every audio file must have.
         segment: train excerpt length, s.
@@ -157,8 +158,8 @@ class RebalanceMusicDataset(Dataset):
         segment: float = 3.0,
         samples_per_track: int = 64,
     ):
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if not isinstance(split, str) or not split.isidentifier():
+            raise ValueError(f"split must be a name such as 'train' or 'valid', got {split!r}")
         if target not in INSTRUMENTS:
             raise ValueError(f"target must be one of {INSTRUMENTS}, got {target!r}")
         if segment <= 0 or samples_per_track < 1:
