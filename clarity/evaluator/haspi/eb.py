@@ -33,7 +33,7 @@ import math
 import numpy as np
 import scipy.fft
 from numba import njit
-from scipy.signal import butter, cheby2, firwin, lfilter, resample_poly
+from scipy.signal import butter, cheby2, firwin, group_delay, lfilter, resample_poly
 
 from clarity.enhancer.nalr import NALR
 from clarity.utils.audiogram import Audiogram
@@ -576,12 +576,25 @@ def basilar_membrane_add_noise(
 
 
 def _gammatone_group_delay(bandwidths, center_freq, freq_sample, ear_q, min_bandwidth):
-    """DC group delay (samples) of each band's gammatone IIR, ``(bands,)``."""
+    """Group delay at DC (samples) of each band's gammatone IIR, ``(bands,)``.
+
+    Evaluated with ``scipy.signal.group_delay`` like Kates's code, so that rounding to
+    whole samples agrees with it.
+    """
     erb = min_bandwidth + np.asarray(center_freq) / ear_q
-    a = np.exp(-2 * np.pi / freq_sample * 1.019 * np.asarray(bandwidths) * erb)
-    numerator = (4 * a + 8 * a * a) / (1 + 2 * a) ** 2  # 1 + 4a z^-1 + 4a^2 z^-2
-    denominator = -4 * a / (1 - a)  # (1 - a z^-1)^4
-    return numerator - denominator
+    a = np.exp(-(2 * np.pi / freq_sample * 1.019 * np.asarray(bandwidths) * erb))
+    delays = np.empty(len(a))
+    for band, pole in enumerate(a):
+        numerator = [1, 4.0 * pole, 4.0 * pole * pole]
+        denominator = [
+            1,
+            -4.0 * pole,
+            6.0 * pole * pole,
+            -4.0 * pole * pole * pole,
+            pole * pole * pole * pole,
+        ]
+        delays[band] = group_delay((numerator, denominator), 1)[1][0]
+    return delays
 
 
 def group_delay_compensate(

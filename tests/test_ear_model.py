@@ -1,0 +1,158 @@
+"""Kates ear model and HAAQI feature stages against pyClarity 0.9.0 intermediates."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clarity.evaluator.haspi import eb
+
+DATA = Path(__file__).parent / "data" / "reference" / "ear_model_intermediates.npz"
+
+
+@pytest.fixture(scope="module")
+def case():
+    return dict(np.load(DATA))
+
+
+@pytest.fixture(scope="module")
+def model_outputs(case):
+    np.random.seed(0)
+    outputs = eb.ear_model(
+        case["reference"],
+        24000,
+        case["processed"],
+        24000,
+        case["audiogram_levels"],
+        2,
+        float(case["level1"]),
+    )
+    return outputs, np.random.get_state()
+
+
+NAMES = [
+    "reference_db",
+    "reference_basilar_membrane",
+    "processed_db",
+    "processed_basilar_membrane",
+    "reference_sl",
+    "processed_sl",
+]
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_ear_model_outputs_match_reference(case, model_outputs, index):
+    outputs, _ = model_outputs
+    # BM motion carries the threshold noise; envelopes and levels are deterministic
+    tolerance = 1e-3 if "basilar" in NAMES[index] else 1e-6
+    got = np.asarray(outputs[index])
+    assert got.shape == case[NAMES[index]].shape
+    np.testing.assert_allclose(got, case[NAMES[index]], rtol=0, atol=tolerance)
+    assert outputs[6] == case["model_sample_rate"]
+
+
+def test_threshold_noise_is_drawn_like_the_official_code(case, model_outputs):
+    _, state_after = model_outputs
+    nsamp = case["reference_db"].shape[1]
+    np.random.seed(0)
+    np.random.standard_normal((32, nsamp))  # reference bands, then processed bands
+    np.random.standard_normal((32, nsamp))
+    expected = np.random.get_state()
+    assert np.array_equal(expected[1], state_after[1])
+    assert expected[2:] == state_after[2:]
+
+
+def test_feature_stages_match_reference(case):
+    reference_smooth = eb.env_smooth(case["reference_db"], 8, 24000)
+    processed_smooth = eb.env_smooth(case["processed_db"], 8, 24000)
+    np.testing.assert_allclose(reference_smooth, case["reference_smooth"], atol=1e-9)
+    np.testing.assert_allclose(processed_smooth, case["processed_smooth"], atol=1e-9)
+
+    mean, _, high, per_band = eb.melcor9(
+        case["reference_smooth"], case["processed_smooth"], 2.5, 0.0, 8
+    )
+    np.testing.assert_allclose(
+        [mean, high], [case["melcor9_mean"], case["melcor9_cepstral_high"]], atol=1e-9
+    )
+    np.testing.assert_allclose(per_band, case["melcor9_per_band"], atol=1e-9)
+
+    dloud, dnorm, dslope = eb.spectrum_diff(case["reference_sl"], case["processed_sl"])
+    np.testing.assert_allclose(dloud, case["dloud"], atol=1e-9)
+    np.testing.assert_allclose(dnorm, case["dnorm"], atol=1e-9)
+    np.testing.assert_allclose(dslope, case["dslope"], atol=1e-9)
+
+    covariance, reference_ms, _ = eb.bm_covary(
+        case["reference_basilar_membrane"], case["processed_basilar_membrane"], 16, 24000
+    )
+    np.testing.assert_allclose(covariance, case["signal_cross_covariance"], atol=1e-9)
+    np.testing.assert_allclose(reference_ms, case["reference_mean_square"], rtol=1e-9, atol=1e-9)
+
+    average, sync = eb.ave_covary2(
+        case["signal_cross_covariance"], case["reference_mean_square"], 2.5
+    )
+    np.testing.assert_allclose(average, case["ave_covariance"], atol=1e-9)
+    np.testing.assert_allclose(sync, case["ihc_sync_covariance"], atol=1e-9)
+
+
+def test_band_vectorised_gammatone_equals_per_band_calls():
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal(2000), rng.standard_normal(2000)
+    cf = eb.center_frequency(4)
+    bw_x, bw_y = np.array([1.0, 1.2, 1.5, 2.0]), np.array([1.1, 1.0, 1.3, 2.5])
+    bank = eb.gammatone_basilar_membrane(x, bw_x, y, bw_y, 24000, cf)
+    for k in range(4):
+        single = eb.gammatone_basilar_membrane(x, bw_x[k], y, bw_y[k], 24000, cf[k])
+        for banked, one in zip(bank, single, strict=True):
+            np.testing.assert_array_equal(banked[k], one)
+
+
+def test_group_delay_compensation_aligns_to_the_slowest_band():
+    cf = eb.center_frequency(32)
+    bandwidths = np.ones(32)
+    compensated = eb.group_delay_compensate(np.ones((32, 2000)), bandwidths, cf, 24000)
+    leading_zeros = np.argmax(compensated > 0, axis=1)
+    assert leading_zeros[0] == 0  # the narrowest (lowest) band has the longest delay
+    assert np.all(np.diff(leading_zeros) >= 0)
+    assert leading_zeros[-1] > 100
+
+
+def test_input_align_removes_a_known_delay():
+    rng = np.random.default_rng(4)
+    noise = rng.standard_normal(4000)
+    reference = np.sign(noise) * (0.5 + np.abs(noise))  # no near-silent samples to prune
+    processed = np.concatenate((np.zeros(100), reference[:-100]))
+    aligned_reference, aligned_processed = eb.input_align(reference, processed)
+    assert len(aligned_reference) == len(aligned_processed) == 4000
+    # the processed signal is left 2 ms (48 samples) late to allow for dispersion
+    np.testing.assert_array_equal(
+        aligned_processed[48 : 4000 - 52], aligned_reference[: 4000 - 100]
+    )
+
+
+def test_envelope_align_finds_the_lag():
+    rng = np.random.default_rng(5)
+    reference = np.abs(rng.standard_normal((2, 6000)))
+    output = np.roll(reference, 30, axis=1)
+    aligned = eb.envelope_align(reference, output)
+    np.testing.assert_array_equal(aligned[:, :5900], reference[:, :5900])
+
+
+@pytest.mark.parametrize("rate", [16000, 32000, 44100])
+def test_resample_24khz_keeps_rms(rate):
+    t = np.arange(rate) / rate
+    tone = np.sin(2 * np.pi * 1000 * t)
+    resampled, out_rate = eb.resample_24khz(tone, rate)
+    assert out_rate == 24000
+    assert abs(len(resampled) - rate * 24 / round(rate / 1000)) < 1
+    np.testing.assert_allclose(np.sqrt(np.mean(resampled**2)), np.sqrt(0.5), rtol=2e-2)
+
+
+def test_silent_input_stays_finite():
+    silent = np.zeros(4800)
+    resampled, _ = eb.resample_24khz(silent, 16000)
+    assert np.all(resampled == 0)
+    np.random.seed(1)
+    outputs = eb.ear_model(silent, 24000, silent, 24000, np.full(6, 30.0), 2, 65.0)
+    for output in outputs[:6]:
+        assert np.all(np.isfinite(output))
+    np.testing.assert_array_equal(outputs[0], 0.0)
