@@ -34,7 +34,8 @@ def music_like_noise(seconds: float, sample_rate: int, seed: int) -> np.ndarray:
         envelope = np.exp(-local / 0.3)
         for harmonic in range(1, 8):
             if harmonic * f0 < 0.45 * sample_rate:
-                signal[start:stop] += envelope * np.sin(2 * np.pi * harmonic * f0 * local) / harmonic
+                partial = np.sin(2 * np.pi * harmonic * f0 * local) / harmonic
+                signal[start:stop] += envelope * partial
     b, a = butter(1, 2000 / (0.5 * sample_rate))
     signal += 0.1 * lfilter(b, a, rng.standard_normal(n))
     return signal / np.sqrt(np.mean(signal**2))
@@ -66,7 +67,8 @@ def main() -> None:
     warm = run()
     times = [run() for _ in range(args.runs)]
     print(
-        f"HAAQI, {args.seconds:g} s at {SAMPLE_RATE} Hz, one ear: median {statistics.median(times):.3f} s "
+        f"HAAQI, {args.seconds:g} s at {SAMPLE_RATE} Hz, one ear: "
+        f"median {statistics.median(times):.3f} s "
         f"(min {min(times):.3f}, max {max(times):.3f}, {args.runs} runs; warm-up {warm:.3f} s); "
         f"score {run.score:.6f}"
     )
