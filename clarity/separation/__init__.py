@@ -1,0 +1,1 @@
+"""Music source separation for CAD2 Task 2: stereo Conv-TasNet, checkpoints, inference, training."""
