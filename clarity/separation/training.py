@@ -165,7 +165,7 @@ def train(config: TrainingConfig, progress: bool = True) -> TrainingResult:
         )
     train_loader = DataLoader(
         train_set, batch_size=config.batch_size, shuffle=True, drop_last=True,
-        num_workers=config.num_workers, persistent_workers=config.num_workers > 0,
+        num_workers=config.num_workers,
     )  # fmt: skip
     valid_loader = DataLoader(valid_set, batch_size=1, num_workers=config.num_workers)
 
