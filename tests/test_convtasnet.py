@@ -181,6 +181,8 @@ def test_bad_config_and_missing_files_raise_value_error(tmp_path):
     (folder / "model.safetensors").unlink()
     with pytest.raises(ValueError, match=r"model\.safetensors"):
         ConvTasNetStereo.from_pretrained(folder)
+    with pytest.raises(ValueError, match="does not exist"):
+        ConvTasNetStereo.from_pretrained(tmp_path / "nowhere")
     with pytest.raises(ValueError, match="'P' must be odd"):
         ConvTasNetConfig(P=4)
     with pytest.raises(ValueError, match="norm_type"):

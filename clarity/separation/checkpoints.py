@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from clarity.separation.convtasnet import CONFIG_FILE, WEIGHTS_FILE, ConvTasNetStereo
+from clarity.separation.inference import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ def load_separation_models(
     """
     names = _check_instruments(instruments)
     _causality_suffix(causality)
+    device = resolve_device(device)
     if checkpoint_dir is not None:
         sources = {
             k: str(v) for k, v in validate_checkpoint_dir(checkpoint_dir, causality, names).items()

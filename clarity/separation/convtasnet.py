@@ -419,10 +419,14 @@ class ConvTasNetStereo(nn.Module):
     ) -> ConvTasNetStereo:
         """Load a published checkpoint: a folder or hub repo with config.json + model.safetensors.
 
-        Local folders are read directly; anything else is treated as a Hugging Face hub id and
-        downloaded with ``huggingface_hub.hf_hub_download``. The model is returned in eval mode.
+        Existing folders are read directly (absolute or ``.``/``~`` paths must exist); anything
+        else is a Hugging Face hub id, downloaded with ``huggingface_hub.hf_hub_download``.
+        The model is returned in eval mode on ``device``.
         """
-        folder = Path(repo_id_or_local_dir)
+        folder = Path(repo_id_or_local_dir).expanduser()
+        looks_local = folder.is_absolute() or str(repo_id_or_local_dir).startswith((".", "~"))
+        if looks_local and not folder.is_dir():
+            raise ValueError(f"checkpoint folder {folder} does not exist")
         if folder.is_dir():
             config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
             missing = [str(p) for p in (config_path, weights_path) if not p.is_file()]
