@@ -219,7 +219,7 @@ class RebalanceMusicDataset(Dataset):
             rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
             target, accompaniment = self._training_item(index // self.samples_per_track, rng)
         else:
-            target, accompaniment = self._validation_item(self.target_songs[index])
+            target, accompaniment = self._whole_song_item(self.target_songs[index])
         sources = torch.from_numpy(np.stack([target, accompaniment]))
         return sources.sum(dim=0), sources
 
@@ -229,7 +229,9 @@ class RebalanceMusicDataset(Dataset):
         audio = read_excerpt(self.audio_dir / stem.track, self.sample_rate, start, n_samples)
         return augment_source(audio, rng)
 
-    def _training_item(self, stem_index: int, rng: np.random.Generator):
+    def _training_item(
+        self, stem_index: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
         n_samples = int(self.segment * self.sample_rate)
         target = self._random_excerpt(self.target_stems[stem_index], n_samples, rng)
         accompaniment = np.zeros_like(target)
@@ -244,7 +246,7 @@ class RebalanceMusicDataset(Dataset):
                     accompaniment += self._random_excerpt(stem, n_samples, rng)
         return target, accompaniment
 
-    def _validation_item(self, song: str):
+    def _whole_song_item(self, song: str) -> tuple[np.ndarray, np.ndarray]:
         stems = self.songs[song]
         reference = next(s for s in stems if s.instrument == self.target)
         n_samples = int(reference.duration * self.sample_rate)
