@@ -188,6 +188,11 @@ def test_scores_file_resume_and_merge(tmp_path):
     assert done == set() and path.read_text().strip() == ",".join(SCORES_COLUMNS)
 
     results.add_result(row("S1", "L1", 0.5))
+    other = tmp_path / "other.csv"
+    other.write_text("scene,score\nS1,0.5\n")
+    with pytest.raises(ValueError, match="header"):
+        open_scores_file(other, overwrite=False)
+    assert other.read_text() == "scene,score\nS1,0.5\n"
     with pytest.raises(ValueError, match=r"scores_2-2\.csv"):
         merge_batch_scores(tmp_path, 2)
     second, _ = open_scores_file(tmp_path / "scores_2-2.csv", overwrite=False)

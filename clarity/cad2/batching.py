@@ -15,7 +15,8 @@ def select_batch(pairs: Sequence[Pair], batch: int, batch_size: int) -> list[Pai
     """
     if batch_size < 1 or not 0 <= batch < batch_size:
         raise ValueError(
-            f"batch must be in [0, batch_size), got batch={batch}, batch_size={batch_size}"
+            f"evaluate.batch must be in [0, evaluate.batch_size), got batch={batch}, "
+            f"batch_size={batch_size}"
         )
     return list(pairs[batch::batch_size])
 

@@ -79,9 +79,6 @@ def score_pair(
     scene_id, listener_id = pair
     song = metadata.song_of(scene_id)
     listener = metadata.listeners[listener_id]
-    reference = reference_mixture(
-        song, metadata.gains_of(scene_id), config.path.music_dir, config.input_sample_rate
-    )
     path = enhanced_path(config.path.exp_folder, scene_id, listener_id)
     if not path.is_file():
         raise FileNotFoundError(f"enhanced signal not found: {path}")
@@ -91,6 +88,9 @@ def score_pair(
             f"{path}: sample rate {enhanced_sample_rate} Hz, expected remix_sample_rate="
             f"{config.remix_sample_rate} Hz"
         )
+    reference = reference_mixture(
+        song, metadata.gains_of(scene_id), config.path.music_dir, config.input_sample_rate
+    )
     settings = ear_compressor_settings(
         metadata.compressor_params[listener_id],
         config.enhancer.attack,

@@ -18,7 +18,7 @@ def check_config(config: DictConfig) -> None:
 
     Raises:
         ValueError: `path.root` unset or not a folder, unknown `separator.type` or
-            `separator.causality`, compressor lists of the wrong length, a bad batch setting.
+            `separator.causality`, compressor lists of the wrong length, no scoring worker.
     """
     if OmegaConf.is_missing(config.path, "root") or not config.path.root:
         raise ValueError("path.root is not set: pass path.root=/path/to/cadenza_data/cad2/task2")
@@ -41,13 +41,7 @@ def check_config(config: DictConfig) -> None:
                 f"enhancer.{key} needs {num_bands} values (one per band of "
                 f"enhancer.crossover_frequencies), got {len(config.enhancer[key])}"
             )
-    batch, batch_size = config.evaluate.batch, config.evaluate.batch_size
-    if batch_size < 1 or not 0 <= batch < batch_size:
-        raise ValueError(
-            f"evaluate.batch must be in [0, evaluate.batch_size), got batch={batch}, "
-            f"batch_size={batch_size}"
-        )
-    if config.evaluate.get("num_workers", 1) < 1:
+    if config.evaluate.num_workers < 1:
         raise ValueError(f"evaluate.num_workers must be >= 1, got {config.evaluate.num_workers}")
 
 

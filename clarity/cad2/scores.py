@@ -21,11 +21,20 @@ logger = logging.getLogger(__name__)
 
 def _complete_rows(path: Path) -> tuple[list[list[str]], bool]:
     """Rows of a scores file with every column present and numeric scores; and whether it
-    held anything else (a header of other columns, a row cut short by an interrupted run)."""
+    held other rows (e.g. one cut short by an interrupted run).
+
+    Raises:
+        ValueError: the file's header is not `SCORES_COLUMNS`.
+    """
     with path.open("r", encoding="utf-8", newline="") as file:
         rows = list(csv.reader(file))
-    if not rows or rows[0] != SCORES_COLUMNS:
-        return [], bool(rows)
+    if not rows:
+        return [], False
+    if rows[0] != SCORES_COLUMNS:
+        raise ValueError(
+            f"{path}: header {rows[0]}, expected {SCORES_COLUMNS}; move the file away or pass "
+            "overwrite=true"
+        )
     complete = []
     for row in rows[1:]:
         try:

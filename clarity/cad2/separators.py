@@ -62,7 +62,7 @@ class ConvTasNetSeparator:
             self.models,
             np.ascontiguousarray(mixture.T),
             self.sample_rate,
-            list(dict.fromkeys(instruments.values())),
+            list(instruments.values()),
             self.segment,
             self.overlap,
             self.device,
