@@ -13,8 +13,9 @@ Layout under ``root`` (``demo_data/cad2`` by default)::
 
 Every song is rendered from its own random stream (seeded by the dataset seed and the song name), so
 a song is the same whether it is written alone or with the others. Writing is idempotent: audio
-files that exist with the planned length are kept, metadata files are only rewritten when their
-content changes, and every file is written atomically.
+files that exist with the planned length are kept (unless ``demo_dataset.json`` says they were
+rendered with another size or seed), metadata files are only rewritten when their content changes,
+and every file is written atomically.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ LISTENER_SHAPES: dict[Size, dict[str, tuple[str, ...]]] = {
 SCENES_PER_SONG = {"small": {"train": 2, "valid": 2}, "tiny": {"train": 1, "valid": 1}}
 LISTENERS_PER_SCENE = {"small": {"train": 2, "valid": 1}, "tiny": {"train": 1, "valid": 1}}
 FIRST_LISTENER_NUMBER = {"train": 1, "valid": 5001}
+MARKER_FILE = "demo_dataset.json"  # {"size", "seed"} the audio under root was rendered with
 
 
 @dataclass(frozen=True)
@@ -179,11 +181,15 @@ def write_flac(path: Path, signal: np.ndarray) -> None:
     )
 
 
-def write_song(plan: SongPlan, audio_dir: Path, seed: int) -> bool:
-    """Render and write a song's stems and mixture unless they all exist; True if it rendered."""
+def write_song(plan: SongPlan, audio_dir: Path, seed: int, force: bool = False) -> bool:
+    """Render and write a song's stems and mixture unless they all exist (or ``force``).
+
+    Returns:
+        Whether the song was rendered.
+    """
     frames = round(plan.duration * SAMPLE_RATE)
     paths = {label: audio_dir / track for label, track in song_files(plan).items()}
-    if all(_has_audio(path, frames) for path in paths.values()):
+    if not force and all(_has_audio(path, frames) for path in paths.values()):
         return False
     stems = render_song(plan, seed)
     for label, stem in stems.items():
@@ -216,10 +222,14 @@ def make_dataset(
     root = Path(root)
     audio_dir, metadata_dir = root / "audio", root / "metadata"
     plans = plan_songs(size)
+    marker = root / MARKER_FILE
+    wanted = {"size": size, "seed": seed}
+    # audio rendered with another seed (or size) under this root is not reused
+    force = marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) != wanted
     rendered = kept = 0
     for plan in plans:
         song_began = time.perf_counter()
-        if write_song(plan, audio_dir, seed):
+        if write_song(plan, audio_dir, seed, force):
             rendered += 1
             log(
                 f"rendered {plan.split}/{plan.name} ({plan.orchestration}, {plan.duration:.0f} s) "
@@ -253,4 +263,5 @@ def make_dataset(
         write_json(metadata_dir / f"scenes.{split}.json", scenes)
         write_json(metadata_dir / f"scene_listeners.{split}.json", scene_listeners)
     write_json(metadata_dir / "gains.json", gains)
+    write_json(marker, wanted)
     return DatasetSummary(rendered=rendered, kept=kept, seconds=time.perf_counter() - began)

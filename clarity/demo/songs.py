@@ -29,7 +29,7 @@ ORCHESTRATIONS: dict[str, tuple[tuple[str, int], ...]] = {
     "wind_quartet": (("Flute", 0), ("Oboe", 1), ("Clarinet", 2), ("Bassoon", 3)),
     "wind_sax_quartet": (("Flute", 0), ("Oboe", 1), ("Sax", 2), ("Bassoon", 3)),
     "wind_trio": (("Flute", 0), ("Clarinet", 1), ("Bassoon", 3)),
-    "flute_clarinet_cello": (("Flute", 0), ("Clarinet", 1), ("Cello", 3)),
+    "flute_viola_cello": (("Flute", 0), ("Viola", 2), ("Cello", 3)),
     "flute_cello": (("Flute", 0), ("Cello", 3)),
     "flute_clarinet_viola_cello": (("Flute", 0), ("Clarinet", 1), ("Viola", 2), ("Cello", 3)),
     "violin_clarinet_viola_bassoon": (("Violin", 0), ("Clarinet", 1), ("Viola", 2), ("Bassoon", 3)),
@@ -40,10 +40,10 @@ ORCHESTRATIONS: dict[str, tuple[tuple[str, int], ...]] = {
         ("Viola", 3),
         ("Cello", 4),
     ),
-    "violin_flute_quintet": (
+    "violins_flute_quintet": (
         ("Violin", 0),
         ("Flute", 1),
-        ("Clarinet", 2),
+        ("Violin", 2),
         ("Viola", 3),
         ("Cello", 4),
     ),
@@ -105,8 +105,8 @@ _SMALL = (
     ("train", "bwv66_6", "violin_clarinet_viola_bassoon"),
     ("valid", "mozart_k155_i", "string_quartet"),
     ("valid", "beethoven_op18no1_ii", "string_duo"),
-    ("valid", "bwv40_8", "flute_clarinet_cello"),
-    ("valid", "bwv172_6", "violin_flute_quintet"),
+    ("valid", "bwv40_8", "flute_viola_cello"),
+    ("valid", "bwv172_6", "violins_flute_quintet"),
 )
 _TINY = (
     ("train", "haydn_op74no1_i", "string_quartet"),
