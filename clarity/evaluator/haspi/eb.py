@@ -17,8 +17,9 @@ from NumPy's legacy global generator; the computation is organised differently:
 * recursions (gammatone IIR, compression low-pass, IHC adaptation, segment
   covariances) run in numba kernels, transcendental functions in NumPy;
 * lag searches use FFT cross-correlation limited to the lags that are searched;
-* the threshold noise is drawn with ``np.random.standard_normal`` in the official
-  order (reference bands, then processed bands, then the two cepstral draws).
+* the threshold noise is drawn from NumPy's legacy global generator in the official
+  order (reference bands, then processed bands, then the two cepstral draws), with
+  the bit-exact fast sampler of :mod:`clarity.utils.legacy_random`.
 
 Levels: a signal with RMS 1 corresponds to ``level1`` dB SPL. Envelopes in dB SL are
 relative to the listener's threshold.
@@ -36,6 +37,7 @@ from numba import njit
 from scipy.signal import butter, cheby2, firwin, group_delay, lfilter, resample_poly
 
 from clarity.enhancer.nalr import NALR
+from clarity.utils import legacy_random
 from clarity.utils.audiogram import Audiogram
 
 logger = logging.getLogger(__name__)
@@ -152,17 +154,45 @@ def resample_24khz(
     return resampled, freq_sample_hz
 
 
+def _correlation_fft_size(npts: int, max_lag: int) -> int:
+    """FFT length for block-wise correlation: a power of two of about 16 lag ranges.
+
+    Short blocks keep the transforms in cache; a single block covers short signals.
+    """
+    blocked = 1 << int(np.ceil(np.log2(16 * max(max_lag, 1))))
+    return min(blocked, scipy.fft.next_fast_len(npts + 2 * max_lag, real=True))
+
+
 def _lagged_correlation(first: np.ndarray, second: np.ndarray, max_lag: int) -> np.ndarray:
     """``c[..., k + max_lag] = sum_n first[..., n + k] * second[..., n]`` for |k| <= max_lag.
 
-    Computed with real FFTs padded just enough for the requested lags; last axis is time.
+    ``first`` and ``second`` are ``(..., npts)`` (time last, zero outside). ``second`` is
+    cut into blocks of ``size - 2 max_lag`` samples, each correlated with the stretch of
+    ``first`` it can reach by real FFTs of length ``size``; the block spectra products
+    are summed before one inverse transform (overlap-save in the lag domain).
+
+    Returns:
+        ``(..., 2 max_lag + 1)`` correlations for lags ``-max_lag .. max_lag``.
     """
     npts = first.shape[-1]
-    size = scipy.fft.next_fast_len(npts + max_lag, real=True)
-    spectrum = scipy.fft.rfft(first, size, axis=-1)
-    spectrum *= np.conj(scipy.fft.rfft(second, size, axis=-1))
-    circular = scipy.fft.irfft(spectrum, size, axis=-1)
-    return np.concatenate((circular[..., size - max_lag :], circular[..., : max_lag + 1]), axis=-1)
+    rows = first.shape[:-1]
+    span = 2 * max_lag
+    size = _correlation_fft_size(npts, max_lag)
+    block = size - span
+    n_blocks = -(-npts // block)
+    padded_first = np.zeros((*rows, n_blocks * block + span))
+    padded_first[..., max_lag : max_lag + npts] = first
+    reach = np.lib.stride_tricks.sliding_window_view(padded_first, size, axis=-1)
+    spectrum = scipy.fft.rfft(reach[..., ::block, :], axis=-1)  # (..., n_blocks, size//2+1)
+    blocks = np.zeros((*rows, n_blocks, size))
+    n_full = npts // block
+    blocks[..., :n_full, :block] = second[..., : n_full * block].reshape(*rows, n_full, block)
+    if n_full < n_blocks:
+        blocks[..., n_full, : npts - n_full * block] = second[..., n_full * block :]
+    second_spectrum = scipy.fft.rfft(blocks, axis=-1)
+    np.conjugate(second_spectrum, out=second_spectrum)
+    spectrum *= second_spectrum
+    return scipy.fft.irfft(spectrum.sum(axis=-2), size, axis=-1)[..., : span + 1]
 
 
 def _delay_rows(
@@ -569,7 +599,7 @@ def basilar_membrane_add_noise(
     reference: np.ndarray, threshold: float, level1: float
 ) -> np.ndarray:
     """Add Gaussian noise ``threshold`` dB re auditory threshold (legacy global RNG)."""
-    noise = np.random.standard_normal(np.shape(reference))
+    noise = legacy_random.standard_normal(np.shape(reference))
     noise *= 10 ** ((threshold - level1) / 20)
     noise += reference
     return noise
@@ -850,8 +880,8 @@ def _cepstra(reference, distorted, threshold, add_noise, n_coefficients):
         return None
     reference = reference[:, index]
     distorted = distorted[:, index]
-    reference = reference + add_noise * np.random.standard_normal(reference.shape)
-    distorted = distorted + add_noise * np.random.standard_normal(distorted.shape)
+    reference = reference + add_noise * legacy_random.standard_normal(reference.shape)
+    distorted = distorted + add_noise * legacy_random.standard_normal(distorted.shape)
     basis = _cepstral_basis(reference.shape[0], n_coefficients)
     reference_cep = basis.T @ reference
     distorted_cep = basis.T @ distorted
