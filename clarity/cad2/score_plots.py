@@ -30,7 +30,7 @@ BOUND_STYLES = {  # bound name -> (colour, line style, label)
     "oracle": ("tab:green", "-", "oracle (true stems)"),
 }
 PLOT_FILE = "scores.png"
-PAIR_PANEL_TOP = 1.12  # room above HAAQI = 1 for the severity group labels
+PAIR_PANEL_TOP = 1.12  # room above HAAQI = 1 for group labels and legends
 
 
 def _check_scores(scores: pd.DataFrame, what: str) -> None:
@@ -179,8 +179,10 @@ def _group_panel(
     axis.set_xlabel(xlabel)
     axis.set_ylabel("mean HAAQI (both ears)")
     axis.set_title(title)
+    axis.set_ylim(0.0, PAIR_PANEL_TOP)
+    axis.set_yticks(np.linspace(0.0, 1.0, 6))
     if bounds:
-        axis.legend(loc="upper right", fontsize=8, frameon=False)
+        axis.legend(loc="upper center", fontsize=8, ncol=2, frameon=False)
 
 
 def plot_scores(
@@ -255,8 +257,6 @@ def plot_scores(
         "By number of instruments in the mixture",
         "instruments",
     )
-    for axis in figure.axes[1:]:
-        axis.set_ylim(0.0, 1.0)
     for axis in figure.axes:
         axis.grid(axis="y", alpha=0.3)
     figure.suptitle(

@@ -41,10 +41,10 @@ class DemoTraining:
     """How a demo model is trained (sizes as in ``TrainingConfig``; ``minutes`` of wall clock)."""
 
     minutes: float
-    segment: float = 1.0
+    segment: float = 0.5
     batch_size: int = 4
-    samples_per_track: int = 8
-    lr: float = 1e-3
+    samples_per_track: int = 16
+    lr: float = 2e-3
     N: int = 64
     L: int = 20
     B: int = 64
@@ -55,7 +55,7 @@ class DemoTraining:
 
 
 DEMO_TRAINING = {
-    "small": DemoTraining(minutes=1.5),
+    "small": DemoTraining(minutes=2.0),
     "tiny": DemoTraining(minutes=0.15, samples_per_track=4),
 }
 
