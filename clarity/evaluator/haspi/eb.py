@@ -324,21 +324,23 @@ def _gammatone_pair(x, y, tpt, center_freq, ax, ay, env_x, bm_x, env_y, bm_y, wa
             bm_y[t] = gy * (ry * c + iy * s)
 
 
-def _gammatone_rows(
+def _gammatone_into(
     reference: np.ndarray,
     processed: np.ndarray,
     reference_bandwidth: float,
     processed_bandwidth: float,
     freq_sample: float,
     center_freq: float,
-    want_bm: bool = True,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Envelopes and BM motion ``(n,)`` of two equally long signals in one band."""
-    n = len(reference)
-    env_x, env_y = np.empty(n), np.empty(n)
-    bm_x, bm_y = (np.empty(n), np.empty(n)) if want_bm else (np.empty(0), np.empty(0))
+    envelope: np.ndarray,
+    motion: np.ndarray | None,
+) -> None:
+    """One band of two equally long signals into ``envelope (2, n)``, ``motion (2, n)``.
+
+    Row 0 is the reference, row 1 the processed signal; ``motion=None`` skips the BM.
+    """
     tpt = 2 * np.pi / freq_sample
     erb = _MIN_BW + center_freq / _EAR_Q
+    no_motion = np.empty(0)
     _gammatone_pair(
         np.ascontiguousarray(reference, dtype=float),
         np.ascontiguousarray(processed, dtype=float),
@@ -346,13 +348,35 @@ def _gammatone_rows(
         float(center_freq),
         float(np.exp(-(reference_bandwidth * tpt * erb * 1.019))),
         float(np.exp(-(processed_bandwidth * tpt * erb * 1.019))),
-        env_x,
-        bm_x,
-        env_y,
-        bm_y,
-        want_bm,
+        envelope[0],
+        no_motion if motion is None else motion[0],
+        envelope[1],
+        no_motion if motion is None else motion[1],
+        motion is not None,
     )
-    return env_x, bm_x, env_y, bm_y
+
+
+def _gammatone_rows(
+    reference: np.ndarray,
+    processed: np.ndarray,
+    reference_bandwidth: float,
+    processed_bandwidth: float,
+    freq_sample: float,
+    center_freq: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Envelopes and BM motion ``(n,)`` of two equally long signals in one band."""
+    envelope, motion = np.empty((2, len(reference))), np.empty((2, len(reference)))
+    _gammatone_into(
+        reference,
+        processed,
+        reference_bandwidth,
+        processed_bandwidth,
+        freq_sample,
+        center_freq,
+        envelope,
+        motion,
+    )
+    return envelope[0], motion[0], envelope[1], motion[1]
 
 
 def gammatone_basilar_membrane(
@@ -438,6 +462,37 @@ def _lowpass_gain_apply(gain, b0, b1, a1, envelope, basilar_membrane):
             basilar_membrane[band, t] *= y
 
 
+def _compress_in_place(
+    control: np.ndarray,
+    attn_ohc: np.ndarray,
+    threshold_low: np.ndarray,
+    compression_ratio: np.ndarray,
+    level1: float,
+    threshold_high: float,
+    small: float,
+    lowpass: tuple[float, float, float],
+    envelope: np.ndarray,
+    motion: np.ndarray,
+) -> None:
+    """OHC compression of ``envelope`` and ``motion (bands, n)`` in place.
+
+    The gain (dB) is computed in ``control (bands, n)``, which is overwritten; band
+    parameters are ``(bands, 1)``. See :func:`env_compress_basilar_membrane`.
+    """
+    # gain (dB) = -attn - (clip(level, low, high) - low) * slope, applied as exp(dB * ln10/20)
+    level = np.maximum(control, small, out=control)
+    np.log10(level, out=level)
+    level *= 20
+    level += level1
+    np.clip(level, threshold_low, threshold_high, out=level)
+    level -= threshold_low
+    level *= -(1 - 1 / compression_ratio)
+    level -= attn_ohc
+    level *= np.log(10) / 20
+    gain = np.exp(level, out=level)
+    _lowpass_gain_apply(gain, *lowpass, envelope, motion)
+
+
 def _per_band(value: float | np.ndarray, n_bands: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(value, dtype=float), (n_bands,)).reshape(n_bands, 1)
 
@@ -467,26 +522,28 @@ def env_compress_basilar_membrane(
     one_d = np.ndim(envsig) == 1
     envelope = np.array(np.atleast_2d(envsig), dtype=float)
     motion = np.array(np.atleast_2d(bm), dtype=float)
-    control = np.atleast_2d(control)
     n_bands = envelope.shape[0]
-    low = _per_band(threshold_low, n_bands)
-    slope = 1 - 1 / _per_band(compression_ratio, n_bands)
-    # gain (dB) = -attn - (clip(level, low, high) - low) * slope, applied as exp(dB * ln10/20)
-    level = np.maximum(control, small)
-    np.log10(level, out=level)
-    level *= 20
-    level += level1
-    np.clip(level, low, threshold_high, out=level)
-    level -= low
-    level *= -slope
-    level -= _per_band(attn_ohc, n_bands)
-    level *= np.log(10) / 20
-    gain = np.exp(level, out=level)
-    b, a = butter(1, 800 / (0.5 * fsamp))
-    _lowpass_gain_apply(gain, b[0], b[1], a[1], envelope, motion)
+    _compress_in_place(
+        np.array(np.atleast_2d(control), dtype=float),
+        _per_band(attn_ohc, n_bands),
+        _per_band(threshold_low, n_bands),
+        _per_band(compression_ratio, n_bands),
+        level1,
+        threshold_high,
+        small,
+        _compression_lowpass(fsamp),
+        envelope,
+        motion,
+    )
     if one_d:
         return envelope[0], motion[0]
     return envelope, motion
+
+
+def _compression_lowpass(fsamp: float) -> tuple[float, float, float]:
+    """``(b0, b1, a1)`` of the 800 Hz first-order Butterworth gain smoother."""
+    b, a = butter(1, 800 / (0.5 * fsamp))
+    return float(b[0]), float(b[1]), float(a[1])
 
 
 def _alignment_delays(reference: np.ndarray, output: np.ndarray, max_lag: int) -> np.ndarray:
@@ -495,6 +552,11 @@ def _alignment_delays(reference: np.ndarray, output: np.ndarray, max_lag: int) -
     # searched lags are -max_lag+1 .. max_lag; the first maximum wins
     location = np.argmax(correlation[:, 1:], axis=-1)
     return max_lag - location - 1
+
+
+def _alignment_max_lag(freq_sample: float, corr_range: float, npts: int) -> int:
+    """Largest alignment lag (samples) for a search range of ``corr_range`` ms."""
+    return min(int(np.rint(0.001 * corr_range * freq_sample)), npts)
 
 
 def envelope_align(
@@ -507,8 +569,7 @@ def envelope_align(
     one_d = np.ndim(output) == 1
     reference = np.atleast_2d(reference)
     output = np.atleast_2d(output)
-    npts = reference.shape[-1]
-    max_lag = min(int(np.rint(0.001 * corr_range * freq_sample)), npts)
+    max_lag = _alignment_max_lag(freq_sample, corr_range, reference.shape[-1])
     delays = _alignment_delays(reference, output, max_lag)
     aligned = _delay_rows(output, -delays)
     return aligned[0] if one_d else aligned
@@ -536,10 +597,11 @@ def envelope_sl(
 
 
 @njit(cache=True)
-def _ihc_adaptation_kernel(level_db, motion, delta, freq_sample, out_db, out_motion):
-    """IHC rapid (2 ms) and short-term (60 ms) adaptation, row by row.
+def _ihc_coefficients(delta, freq_sample):
+    """Backward-difference update of the IHC adaptation RC circuit (Kates 2013).
 
-    Equivalent RC circuit with backward-difference updates (Kates 2013).
+    Rapid (2 ms) and short-term (60 ms) time constants; ``delta`` is the overshoot.
+    Returns ``(r2, k1, k2, a11, a12, a21, a22, denom, 1 / r1)``.
     """
     delta = max(delta, 1.0001)
     tau1, tau2 = 0.002, 0.060
@@ -553,22 +615,62 @@ def _ihc_adaptation_kernel(level_db, motion, delta, freq_sample, out_db, out_mot
     a21 = -r3
     a22 = r2 + r3 + r2 * r3 * (c2 * freq_sample)
     denom = 1 / ((a11 * a22) - (a21 * a12))
-    r1_inv = 1 / r1
     k1 = r1 * r2 * (c1 * freq_sample)
     k2 = r2 * r3 * (c2 * freq_sample)
+    return r2, k1, k2, a11, a12, a21, a22, denom, 1 / r1
+
+
+@njit(cache=True)
+def _ihc_step(v0, v1, v2, coefficients):
+    """One sample of IHC adaptation: ``(output_db, v1, v2)`` for input ``v0`` dB SL."""
+    r2, k1, k2, a11, a12, a21, a22, denom, r1_inv = coefficients
+    b1 = v0 * r2 + k1 * v1
+    b2 = k2 * v2
+    v1 = denom * (a22 * b1 - a12 * b2)
+    v2 = denom * (-a21 * b1 + a11 * b2)
+    return max((v0 - v1) * r1_inv, 0.0), v1, v2
+
+
+@njit(cache=True)
+def _ihc_adaptation_kernel(level_db, motion, delta, freq_sample, out_db, out_motion):
+    """IHC adaptation of ``level_db (rows, n)``; ``motion`` gets the same gain."""
+    coefficients = _ihc_coefficients(delta, freq_sample)
     n_rows, npts = level_db.shape
     for row in range(n_rows):
         v1 = 0.0
         v2 = 0.0
         for t in range(npts):
             v0 = level_db[row, t]
-            b1 = v0 * r2 + k1 * v1
-            b2 = k2 * v2
-            v1 = denom * (a22 * b1 - a12 * b2)
-            v2 = denom * (-a21 * b1 + a11 * b2)
-            out = max((v0 - v1) * r1_inv, 0.0)
+            out, v1, v2 = _ihc_step(v0, v1, v2, coefficients)
             out_db[row, t] = out
             out_motion[row, t] = motion[row, t] * ((out + _SMALL) / (v0 + _SMALL))
+
+
+@njit(cache=True)
+def _sl_adaptation_kernel(
+    level, envelope, motion, envelope_delay, motion_delay, delta, freq_sample, out_db, out_bm
+):
+    """:func:`envelope_sl` then :func:`inner_hair_cell_adaptation` of one band ``(n,)``.
+
+    ``level`` is the dB SL of ``envelope``. Envelope (with its level) and ``motion``
+    are first delayed by their own number of samples, zero-filled as
+    :func:`envelope_align` does (a zero envelope has level 0 dB SL).
+    """
+    coefficients = _ihc_coefficients(delta, freq_sample)
+    npts = envelope.shape[0]
+    v1 = 0.0
+    v2 = 0.0
+    for t in range(npts):
+        source = t - envelope_delay
+        inside = 0 <= source < npts
+        env = envelope[source] if inside else 0.0
+        level_db = level[source] if inside else 0.0
+        source = t - motion_delay
+        bm = motion[source] if 0 <= source < npts else 0.0
+        bm = bm * ((level_db + _SMALL) / (env + _SMALL))
+        out, v1, v2 = _ihc_step(level_db, v1, v2, coefficients)
+        out_db[t] = out
+        out_bm[t] = bm * ((out + _SMALL) / (level_db + _SMALL))
 
 
 def inner_hair_cell_adaptation(
@@ -733,55 +835,75 @@ def ear_model(
     average = np.empty((2, nchan))  # RMS envelope per band: reference, processed
     control_average = np.empty((2, nchan))
     reference_bandwidth = np.empty(nchan)
+    # per-band work rows, reused: control, envelope and BM motion of x and y
+    control = np.empty((2, nsamp))
+    envelope = np.empty((2, nsamp))
+    motion = np.empty((2, nsamp))
+    lowpass = _compression_lowpass(sample_rate)
+    max_lag = _alignment_max_lag(int(sample_rate), 100, nsamp)
     delta = 2.0  # IHC overshoot
     for band in range(nchan):
         # Control path: widest (fully damaged) filters set bandwidth and compression
-        control_x, _, control_y, _ = _gammatone_rows(
+        _gammatone_into(
             reference_mid,
             processed_mid,
             bw_control[band],
             bw_control[band],
             sample_rate,
             cf_control[band],
-            want_bm=False,
+            control,
+            None,
         )
-        bw_x = bandwidth_adjust(control_x, bw_min_x[band], bw_control[band], level1)
-        bw_y = bandwidth_adjust(control_y, bw_min_y[band], bw_control[band], level1)
+        bw_x = bandwidth_adjust(control[0], bw_min_x[band], bw_control[band], level1)
+        bw_y = bandwidth_adjust(control[1], bw_min_y[band], bw_control[band], level1)
         reference_bandwidth[band] = bw_x
-        env_x, bm_x, env_y, bm_y = _gammatone_rows(
-            reference_mid, processed_mid, bw_x, bw_y, sample_rate, cf[band]
+        _gammatone_into(
+            reference_mid, processed_mid, bw_x, bw_y, sample_rate, cf[band], envelope, motion
         )
-        average[:, band] = _rms(env_x), _rms(env_y)
-        control_average[:, band] = _rms(control_x), _rms(control_y)
-
-        env_x, bm_x = env_compress_basilar_membrane(
-            env_x,
-            bm_x,
-            control_x,
-            attn_ohc_x[band],
-            low_knee_x[band],
-            ratio_x[band],
-            sample_rate,
+        average[:, band] = np.sqrt(np.mean(envelope**2, axis=1))
+        control_average[:, band] = np.sqrt(np.mean(control**2, axis=1))
+        _compress_in_place(
+            control,
+            np.array([[attn_ohc_x[band]], [attn_ohc_y[band]]]),
+            np.array([[low_knee_x[band]], [low_knee_y[band]]]),
+            np.array([[ratio_x[band]], [ratio_y[band]]]),
             level1,
+            100.0,
+            _SMALL,
+            lowpass,
+            envelope,
+            motion,
         )
-        env_y, bm_y = env_compress_basilar_membrane(
-            env_y,
-            bm_y,
-            control_y,
-            attn_ohc_y[band],
-            low_knee_y[band],
-            ratio_y[band],
+        envelope_delay = -_alignment_delays(envelope[:1], envelope[1:], max_lag)[0]
+        motion_delay = -_alignment_delays(motion[:1], motion[1:], max_lag)[0]
+        # dB SL before adaptation (NumPy's vectorised log), into the spent control rows
+        level = control
+        np.add(envelope, _SMALL, out=level)
+        np.log10(level, out=level)
+        level *= 20
+        level += np.array([[level1 - attn_ihc_x[band]], [level1 - attn_ihc_y[band]]])
+        np.maximum(level, 0.0, out=level)
+        _sl_adaptation_kernel(
+            level[0],
+            envelope[0],
+            motion[0],
+            0,
+            0,
+            delta,
             sample_rate,
-            level1,
+            reference_db[band],
+            reference_bm[band],
         )
-        env_y = envelope_align(env_x, env_y, int(sample_rate))
-        bm_y = envelope_align(bm_x, bm_y, int(sample_rate))
-
-        reference_db[band], reference_bm[band] = inner_hair_cell_adaptation(
-            *envelope_sl(env_x, bm_x, attn_ihc_x[band], level1), delta, sample_rate
-        )
-        processed_db[band], processed_bm[band] = inner_hair_cell_adaptation(
-            *envelope_sl(env_y, bm_y, attn_ihc_y[band], level1), delta, sample_rate
+        _sl_adaptation_kernel(
+            level[1],
+            envelope[1],
+            motion[1],
+            envelope_delay,
+            motion_delay,
+            delta,
+            sample_rate,
+            processed_db[band],
+            processed_bm[band],
         )
 
     ihc_threshold = -10  # dB re auditory threshold
