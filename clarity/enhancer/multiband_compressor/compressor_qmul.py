@@ -45,34 +45,76 @@ RECOMMENDED_RANGES = (
 )
 
 
+def quiet_magnitude(threshold: np.ndarray, knee_width: np.ndarray, ratio: np.ndarray) -> np.ndarray:
+    """(rows,) magnitude at or below which a sample lies below the knee (gain reduction 0).
+
+    The bound sits a relative 1e-9 under the knee so that rounding in the logarithm never moves
+    a sample the gain computer would compress below it. Rows with ratio 1 never compress (their
+    reduction is 0 up to rounding, < 1e-15 dB): their bound is infinite.
+    """
+    bound = 10.0 ** ((threshold - knee_width / 2.0) / 20.0) * (1.0 - 1e-9)
+    return np.where(ratio == 1.0, np.inf, bound)
+
+
 @njit(cache=True)
-def smoothed_gain_reduction(signal, threshold, ratio, knee_width, alpha_attack, alpha_release):
-    """Smoothed gain reduction y_L in dB for each row of `signal`.
+def _loud_magnitudes(signal, quiet):
+    """|x| (floored at 1e-12) of the samples above `quiet`, in time then row order.
 
     Args:
-        signal: (rows, samples) float64.
-        threshold, ratio, knee_width, alpha_attack, alpha_release: (rows,) parameters of the
-            compressor applied to each row (dB, -, dB, -, -).
+        signal: (rows, samples).
+        quiet: (rows,) magnitude bound from `quiet_magnitude`.
 
     Returns:
-        (rows, samples) gain reduction, dB (>= 0 after the first compressed sample).
+        (loud samples,) magnitudes.
     """
     n_rows, n_samples = signal.shape
-    reduction = np.empty((n_rows, n_samples))
-    for row in range(n_rows):
-        thr = threshold[row]
-        slope = 1.0 / ratio[row]
-        knee = knee_width[row]
-        att = alpha_attack[row]
-        rel = alpha_release[row]
-        # samples at or below this magnitude are below the knee: their gain reduction is 0
-        quiet = 10.0 ** ((thr - knee / 2.0) / 20.0) * (1.0 - 1e-9)
-        smoothed = 0.0
-        for t in range(n_samples):
-            magnitude = abs(signal[row, t])
+    loud = np.empty(n_rows * n_samples)
+    count = 0
+    for t in range(n_samples):
+        for row in range(n_rows):
+            magnitude = max(abs(signal[row, t]), ZERO_FLOOR)
+            loud[count] = magnitude
+            count += magnitude > quiet[row]
+    return loud[:count]
+
+
+@njit(cache=True)
+def _log_gains(
+    signal,
+    loud_levels,
+    quiet,
+    threshold,
+    ratio,
+    knee_width,
+    alpha_attack,
+    alpha_release,
+    makeup_gain,
+):
+    """Natural-log gain (makeup - y_L) · ln(10) / 20 of every sample; y_L is the smoothed gain
+    reduction, the only recursive step. The rows are updated together, sample by sample, so
+    their independent recursions overlap in the CPU.
+
+    Args:
+        signal: (rows, samples).
+        loud_levels: 20 log10 of `_loud_magnitudes(signal, quiet)`, dB.
+        quiet, threshold, ratio, knee_width, alpha_attack, alpha_release, makeup_gain: (rows,)
+            per-row parameters (-, dB, -, dB, -, -, dB).
+
+    Returns:
+        (rows, samples) log gains.
+    """
+    n_rows, n_samples = signal.shape
+    log_gain = np.empty((n_rows, n_samples))
+    smoothed = np.zeros(n_rows)
+    k = 0
+    for t in range(n_samples):
+        for row in range(n_rows):
             target = 0.0
-            if magnitude > quiet:
-                level = max(20.0 * math.log10(max(magnitude, ZERO_FLOOR)), LEVEL_FLOOR_DB)
+            if max(abs(signal[row, t]), ZERO_FLOOR) > quiet[row]:
+                level = max(loud_levels[k], LEVEL_FLOOR_DB)
+                k += 1
+                thr = threshold[row]
+                knee = knee_width[row]
                 over = level - thr
                 wanted = thr + over / ratio[row]
                 if knee == 0.0:
@@ -80,29 +122,84 @@ def smoothed_gain_reduction(signal, threshold, ratio, knee_width, alpha_attack, 
                         wanted = level
                 else:
                     if 2.0 * abs(over) <= knee:
-                        wanted = level + ((slope - 1.0) * (over + knee / 2.0) ** 2) / (2.0 * knee)
+                        wanted = level + ((1.0 / ratio[row] - 1.0) * (over + knee / 2.0) ** 2) / (
+                            2.0 * knee
+                        )
                     if 2.0 * over < -knee:
                         wanted = level
                 target = level - wanted
-            alpha = att if target > smoothed else rel
-            smoothed = alpha * smoothed + (1.0 - alpha) * target
-            reduction[row, t] = smoothed
-    return reduction
+            alpha = alpha_attack[row] if target > smoothed[row] else alpha_release[row]
+            smoothed[row] = alpha * smoothed[row] + (1.0 - alpha) * target
+            log_gain[row, t] = (makeup_gain[row] - smoothed[row]) * LN10_OVER_20
+    return log_gain
 
 
-def apply_gain_reduction(
-    signal: np.ndarray, reduction_db: np.ndarray, makeup_gain_db: np.ndarray
-) -> np.ndarray:
-    """signal · 10^((makeup - reduction) / 20), with exact zeros floored at 1e-12.
+@njit(cache=True)
+def _apply_gains(signal, gain):
+    """gain <- signal · gain (exact zeros of signal floored at 1e-12); returns the sum over rows.
 
     Args:
         signal: (rows, samples).
-        reduction_db: (rows, samples) smoothed gain reduction, dB.
-        makeup_gain_db: (rows,) make-up gain, dB.
+        gain: (rows, samples) linear gains; overwritten by the compressed rows.
+
+    Returns:
+        (samples,) sum of the compressed rows.
     """
-    gain = np.subtract(makeup_gain_db[:, np.newaxis], reduction_db, out=reduction_db)
-    np.exp(np.multiply(gain, LN10_OVER_20, out=gain), out=gain)
-    return np.where(signal == 0, ZERO_FLOOR, signal) * gain
+    n_rows, n_samples = signal.shape
+    total = np.zeros(n_samples)
+    for row in range(n_rows):
+        for t in range(n_samples):
+            x = signal[row, t]
+            gain[row, t] *= ZERO_FLOOR if x == 0.0 else x
+            total[t] += gain[row, t]
+    return total
+
+
+def compress_rows(
+    signal: np.ndarray,
+    threshold: np.ndarray,
+    ratio: np.ndarray,
+    knee_width: np.ndarray,
+    alpha_attack: np.ndarray,
+    alpha_release: np.ndarray,
+    makeup_gain: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Compress each row of `signal` with its own parameters.
+
+    The levels 20 log10|x| of the samples above the knee are computed with NumPy's vectorised
+    logarithm and the gains 10^(g/20) with its vectorised exponential; only the attack/release
+    smoothing runs sample by sample (numba).
+
+    Args:
+        signal: (rows, samples) float64, C-contiguous.
+        threshold, ratio, knee_width, alpha_attack, alpha_release, makeup_gain: (rows,)
+            parameters of the compressor applied to each row (dB, -, dB, -, -, dB).
+
+    Returns:
+        (rows, samples) compressed rows and (samples,) their sum.
+    """
+    quiet = quiet_magnitude(threshold, knee_width, ratio)
+    levels = _loud_magnitudes(signal, quiet)
+    np.log10(levels, out=levels)
+    levels *= 20.0
+    gain = _log_gains(
+        signal,
+        levels,
+        quiet,
+        threshold,
+        ratio,
+        knee_width,
+        alpha_attack,
+        alpha_release,
+        makeup_gain,
+    )
+    for row in range(signal.shape[0]):
+        if np.isinf(quiet[row]):  # constant make-up gain
+            gain[row] = np.exp(gain[row, :1])
+        else:
+            np.exp(gain[row], out=gain[row])
+    total = _apply_gains(signal, gain)
+    return gain, total
 
 
 def smoothing_coefficient(time_ms: float, sample_rate: float) -> float:
@@ -191,15 +288,20 @@ class Compressor:
                 f"input_signal must be (channels, samples) or (samples,), got {signal.shape}"
             )
         n_rows = rows.shape[0]
-        reduction = smoothed_gain_reduction(
+        output, _ = compress_rows(
             np.ascontiguousarray(rows),
-            np.full(n_rows, self.threshold),
-            np.full(n_rows, self.ratio),
-            np.full(n_rows, self.knee_width),
-            np.full(n_rows, self.alpha_attack),
-            np.full(n_rows, self.alpha_release),
+            *(
+                np.full(n_rows, value)
+                for value in (
+                    self.threshold,
+                    self.ratio,
+                    self.knee_width,
+                    self.alpha_attack,
+                    self.alpha_release,
+                    self.makeup_gain,
+                )
+            ),
         )
-        output = apply_gain_reduction(rows, reduction, np.full(n_rows, self.makeup_gain))
         return output.reshape(signal.shape)
 
     def __str__(self) -> str:

@@ -14,8 +14,7 @@ import numpy as np
 
 from clarity.enhancer.multiband_compressor.compressor_qmul import (
     Compressor,
-    apply_gain_reduction,
-    smoothed_gain_reduction,
+    compress_rows,
 )
 from clarity.enhancer.multiband_compressor.crossover import Crossover
 from clarity.utils.signal_processing import check_finite_signal, check_sample_rate
@@ -154,17 +153,21 @@ class MultibandCompressor:
         n_channels, n_samples = signal.shape
         bands = self.crossover(signal, axis=-1)
         rows = bands.reshape(self.num_compressors * n_channels, n_samples)
-        reduction = smoothed_gain_reduction(
+        compressed, _ = compress_rows(
             rows,
-            self._band_parameters("threshold", n_channels),
-            self._band_parameters("ratio", n_channels),
-            self._band_parameters("knee_width", n_channels),
-            self._band_parameters("alpha_attack", n_channels),
-            self._band_parameters("alpha_release", n_channels),
+            *(
+                self._band_parameters(name, n_channels)
+                for name in (
+                    "threshold",
+                    "ratio",
+                    "knee_width",
+                    "alpha_attack",
+                    "alpha_release",
+                    "makeup_gain",
+                )
+            ),
         )
-        compressed = apply_gain_reduction(
-            rows, reduction, self._band_parameters("makeup_gain", n_channels)
-        ).reshape(bands.shape)
+        compressed = compressed.reshape(bands.shape)
         output = compressed.sum(axis=0)
         if return_bands:
             return output, compressed
