@@ -8,11 +8,26 @@ crossover frequencies f_0 < ... < f_{N-1}, band k (k = 0..N) is
 
 so every band carries the same all-pass phase and the bands sum back to a flat magnitude [2].
 
-The filters are kept in the same transfer-function form and are applied in the same order, with
-the same direct-form II transposed recursion as `scipy.signal.lfilter`, as pyClarity 0.9.0: the
-high-order all-pass polynomials have repeated poles near z = 1, so any other realisation (or
-order) would move the bands by up to 1e-8 compared with the official toolkit. The recursion of
-all bands and channels runs in one compiled pass over the samples.
+Speed without moving the numbers. The official toolkit applies each all-pass as one 8th-order
+direct-form polynomial whose poles are four-fold near z = 1; at low crossover frequencies its
+own rounding noise reaches 1e-8 on band 0, so no other realisation can match it there. Stages
+are therefore split in two:
+
+* exact: in each band, the official filters up to the last all-pass below
+  `EXACT_ALLPASS_MAX_FREQUENCY` · fs or low-/high-pass below `EXACT_LINKWITZ_RILEY_MAX_FREQUENCY`
+  · fs (both limits measured against extended precision) are run exactly as
+  `scipy.signal.lfilter` does (same coefficients, same direct form II transposed, same
+  operation order: bit-identical);
+* the rest uses the exact-math equivalents in second-order sections: LR4 = Butterworth biquad
+  applied twice, AP_m = LP_m + HP_m = the biquad all-pass with the Butterworth poles, and the
+  bands without an exact part share one high-pass cascade u_k = HP_{k-1} ... HP_0 x and are
+  formed by telescoping, band k = q_k - q_{k+1} with q_k = AP_{N-1} ... AP_k u_k (because
+  LP_k u_k = AP_k u_k - HP_k u_k).
+
+The second group moved the bands by <= 2e-11 of the signal amplitude (tests) compared with
+the official cascade. All filters of all bands run in one numba loop over the samples,
+generated for each crossover with the coefficients as constants, so the CPU overlaps their
+recursions.
 
 References:
     [1] Linkwitz, S. H. (1976). Active crossover networks for noncoincident drivers.
@@ -23,6 +38,9 @@ References:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
+
 import numpy as np
 from numba import njit
 from scipy.signal import butter, tf2zpk, zpk2tf
@@ -30,7 +48,6 @@ from scipy.signal import butter, tf2zpk, zpk2tf
 from clarity.utils.signal_processing import check_finite_signal, check_sample_rate
 
 LR_ORDER = 4  # Linkwitz-Riley order of the low- and high-pass filters
-ALLPASS_ORDER = 2 * LR_ORDER  # order of LP + HP written over their common denominator
 
 
 def linkwitz_riley(
@@ -93,43 +110,71 @@ def check_crossover_frequencies(frequencies: np.ndarray, sample_rate: float) -> 
         )
 
 
-@njit(cache=True)
-def _filter_bands(signal, numerators, denominators, orders, band_start):
-    """Run every band's cascade over (rows, samples) `signal` -> (bands, rows, samples).
+EXACT_ALLPASS_MAX_FREQUENCY = 0.05  # fraction of fs below which an all-pass stays exact
+EXACT_LINKWITZ_RILEY_MAX_FREQUENCY = 0.0075  # same for a low- or high-pass
 
-    Filter f of the flat tables has order orders[f] and coefficients numerators[f, :orders[f]+1],
-    denominators[f, :orders[f]+1] (a[0] == 1); band k uses filters band_start[k]..band_start[k+1]-1
-    in that order. The recursion is lfilter's direct form II transposed; the state row has one
-    spare slot that stays 0, so the last state updates like the others.
+
+@dataclass(frozen=True)
+class Stage:
+    """One direct-form II transposed filter of the network.
+
+    Attributes:
+        b, a: coefficients, a[0] == 1.
+        source: index of the stage whose output it filters, or -1 for the input signal.
     """
-    n_rows, n_samples = signal.shape
-    n_bands = band_start.size - 1
-    state = np.zeros((n_rows, numerators.shape[0], ALLPASS_ORDER + 1))
-    bands = np.empty((n_bands, n_rows, n_samples))
-    for t in range(n_samples):
-        for row in range(n_rows):
-            x = signal[row, t]
-            for band in range(n_bands):
-                s = x
-                for f in range(band_start[band], band_start[band + 1]):
-                    y = state[row, f, 0] + numerators[f, 0] * s
-                    if orders[f] == LR_ORDER:
-                        for i in range(LR_ORDER):
-                            state[row, f, i] = (
-                                state[row, f, i + 1]
-                                + s * numerators[f, i + 1]
-                                - y * denominators[f, i + 1]
-                            )
-                    else:
-                        for i in range(ALLPASS_ORDER):
-                            state[row, f, i] = (
-                                state[row, f, i + 1]
-                                + s * numerators[f, i + 1]
-                                - y * denominators[f, i + 1]
-                            )
-                    s = y
-                bands[band, row, t] = s
-    return bands
+
+    b: tuple[float, ...]
+    a: tuple[float, ...]
+    source: int
+
+
+def butterworth_biquad(frequency: float, sample_rate: float, btype: str) -> tuple:
+    """2nd-order Butterworth (b, a); btype "low", "high" or "all" (the all-pass with the same
+    poles, equal to the sum of the low- and high-pass Linkwitz-Riley filters)."""
+    b, a = butter(2, frequency / (sample_rate / 2), btype="low" if btype == "all" else btype)
+    if btype == "all":
+        b = a[::-1]
+    return tuple(float(v) for v in b), tuple(float(v) for v in a)
+
+
+def _stage_code(index: int, stage: Stage) -> list[str]:
+    """Source lines computing stage `index` for one sample as lfilter does."""
+    b, a = stage.b, stage.a
+    order = len(b) - 1
+    x = "x" if stage.source < 0 else f"y{stage.source}"
+    lines = [f"y{index} = z{index}_0 + {b[0]!r} * {x}"]
+    for i in range(order - 1):
+        lines.append(
+            f"z{index}_{i} = (z{index}_{i + 1} + {x} * {b[i + 1]!r}) - y{index} * {a[i + 1]!r}"
+        )
+    lines.append(f"z{index}_{order - 1} = {x} * {b[order]!r} - y{index} * {a[order]!r}")
+    return lines
+
+
+@lru_cache(maxsize=32)
+def compile_network(stages: tuple[Stage, ...], outputs: tuple[tuple[int, int], ...]):
+    """Compile a numba kernel running `stages` sample by sample.
+
+    Args:
+        stages: filters in an order where each source comes before the stage.
+        outputs: per band, (stage, stage subtracted or -1).
+
+    Returns:
+        kernel(rows (rows, samples), bands (bands, rows, samples)) filling `bands`.
+    """
+    body = ["for row in range(signal.shape[0]):"]
+    body += [f"    z{f}_{i} = 0.0" for f, st in enumerate(stages) for i in range(len(st.b) - 1)]
+    body.append("    for t in range(signal.shape[1]):")
+    body.append("        x = signal[row, t]")
+    for f, stage in enumerate(stages):
+        body += ["        " + line for line in _stage_code(f, stage)]
+    for band, (plus, minus) in enumerate(outputs):
+        value = f"y{plus}" if minus < 0 else f"y{plus} - y{minus}"
+        body.append(f"        bands[{band}, row, t] = {value}")
+    source = "def kernel(signal, bands):\n" + "\n".join("    " + line for line in body)
+    namespace: dict = {}
+    exec(compile(source, "<crossover network>", "exec"), namespace)
+    return njit(namespace["kernel"])
 
 
 class Crossover:
@@ -161,17 +206,7 @@ class Crossover:
             parallel_sum(lp, hp) for lp, hp in zip(self.lowpass, self.highpass, strict=True)
         ]
 
-        chains = [self.band_filters(band) for band in range(self.num_bands)]
-        flat = [ba for chain in chains for ba in chain]
-        self._orders = np.array([len(b) - 1 for b, _ in flat], dtype=np.int64)
-        self._numerators = np.zeros((len(flat), ALLPASS_ORDER + 1))
-        self._denominators = np.zeros((len(flat), ALLPASS_ORDER + 1))
-        for f, (b, a) in enumerate(flat):
-            self._numerators[f, : b.size] = b / a[0]
-            self._denominators[f, : a.size] = a / a[0]
-        self._band_start = np.concatenate(([0], np.cumsum([len(c) for c in chains]))).astype(
-            np.int64
-        )
+        self._stages, self._outputs = self._network()
 
     @property
     def num_bands(self) -> int:
@@ -186,6 +221,63 @@ class Crossover:
         chain += self.highpass[:band]
         chain += self.allpass[band + 1 :]
         return chain
+
+    def band_stage_kinds(self, band: int) -> list[tuple[str, int]]:
+        """(btype, crossover index) of each filter of `band_filters(band)`, btype "low", "high"
+        or "all"."""
+        kinds = [("low", band)] if band < self.xover_freqs.size else []
+        kinds += [("high", j) for j in range(band)]
+        kinds += [("all", m) for m in range(band + 1, self.xover_freqs.size)]
+        return kinds
+
+    def _is_noisy(self, btype: str, crossover: int) -> bool:
+        """Whether the official direct form of that filter rounds too much to be replaced."""
+        limit = (
+            EXACT_ALLPASS_MAX_FREQUENCY if btype == "all" else EXACT_LINKWITZ_RILEY_MAX_FREQUENCY
+        )
+        return bool(self.xover_freqs[crossover] < limit * self.sample_rate)
+
+    def _network(self) -> tuple[tuple[Stage, ...], tuple[tuple[int, int], ...]]:
+        """Stages and band outputs of the filter network (see the module docstring)."""
+        n_xover = self.xover_freqs.size
+        stages: list[Stage] = []
+
+        def add(b, a, source: int) -> int:
+            stages.append(Stage(tuple(map(float, b)), tuple(map(float, a)), source))
+            return len(stages) - 1
+
+        def biquads(frequency: float, btype: str, source: int, count: int) -> int:
+            for _ in range(count):
+                source = add(*butterworth_biquad(frequency, self.sample_rate, btype), source)
+            return source
+
+        trunk = [-1]  # trunk[k] = u_k = HP_{k-1} ... HP_0 x
+        for k in range(n_xover):
+            trunk.append(biquads(self.xover_freqs[k], "high", trunk[-1], 2))
+        telescoped: dict[int, int] = {}  # k -> stage giving q_k = AP_{N-1} ... AP_k u_k
+
+        def q(k: int) -> int:
+            if k not in telescoped:
+                node = trunk[k]
+                for m in range(k, n_xover):
+                    node = biquads(self.xover_freqs[m], "all", node, 1)
+                telescoped[k] = node
+            return telescoped[k]
+
+        outputs: list[tuple[int, int]] = []
+        for band in range(n_xover + 1):
+            kinds = self.band_stage_kinds(band)
+            noisy = [i for i, (btype, m) in enumerate(kinds) if self._is_noisy(btype, m)]
+            if not noisy:
+                outputs.append((q(band), q(band + 1) if band < n_xover else -1))
+                continue
+            node = -1
+            for b, a in self.band_filters(band)[: noisy[-1] + 1]:
+                node = add(b / a[0], a / a[0], node)
+            for btype, m in kinds[noisy[-1] + 1 :]:
+                node = biquads(self.xover_freqs[m], btype, node, 1 if btype == "all" else 2)
+            outputs.append((node, -1))
+        return tuple(stages), tuple(outputs)
 
     def __call__(self, signal: np.ndarray, axis: int = -1) -> np.ndarray:
         """Split `signal` along `axis` (time).
@@ -202,9 +294,8 @@ class Crossover:
         time_last = np.moveaxis(signal, axis, -1)
         n_rows = int(np.prod(time_last.shape[:-1]))
         rows = np.ascontiguousarray(time_last.reshape(n_rows, time_last.shape[-1]))
-        bands = _filter_bands(
-            rows, self._numerators, self._denominators, self._orders, self._band_start
-        )
+        bands = np.empty((self.num_bands, n_rows, rows.shape[1]))
+        compile_network(self._stages, self._outputs)(rows, bands)
         bands = bands.reshape((self.num_bands, *time_last.shape))
         return np.moveaxis(bands, -1, axis if axis < 0 else axis + 1)
 
