@@ -62,6 +62,22 @@ def selected_pairs(config: DictConfig, metadata: RecipeMetadata) -> list[Pair]:
     return select_batch(pairs, config.evaluate.batch, config.evaluate.batch_size)
 
 
+def load_run_inputs(config: DictConfig) -> tuple[RecipeMetadata, list[Pair]]:
+    """Check the config, load and validate the metadata, and select this run's batch of pairs.
+
+    Shared by enhance and evaluate so both refuse the same bad input before any work.
+
+    Raises:
+        ValueError: naming the config key, metadata file or key that is wrong.
+    """
+    check_config(config)
+    metadata = load_recipe_metadata(config.path)
+    check_compressor_bands(
+        metadata, len(config.enhancer.crossover_frequencies) + 1, config.path.enhancer_params_file
+    )
+    return metadata, selected_pairs(config, metadata)
+
+
 def make_compressor(config: DictConfig) -> MultibandCompressor:
     """The multiband compressor at `input_sample_rate` with the config's crossovers (Hz)."""
     return MultibandCompressor(
@@ -113,12 +129,7 @@ def run_enhance(config: DictConfig) -> RunSummary:
         ValueError: before any work, for a bad config, metadata or audio file.
         FailedScenesError: after the run, listing the pairs that failed.
     """
-    check_config(config)
-    metadata = load_recipe_metadata(config.path)
-    check_compressor_bands(
-        metadata, len(config.enhancer.crossover_frequencies) + 1, config.path.enhancer_params_file
-    )
-    pairs = selected_pairs(config, metadata)
+    metadata, pairs = load_run_inputs(config)
     song_names = dict.fromkeys(metadata.scenes[scene].music for scene, _ in pairs)
     songs = [metadata.songs[name] for name in song_names]
     music_dir = Path(config.path.music_dir)

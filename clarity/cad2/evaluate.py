@@ -23,9 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from clarity.cad2.audio_io import cut_segment, read_track
 from clarity.cad2.batching import scores_file_name
-from clarity.cad2.enhance import enhanced_path, make_compressor, selected_pairs
-from clarity.cad2.metadata import RecipeMetadata, Song, load_recipe_metadata
-from clarity.cad2.preflight import check_audio_files, check_compressor_bands, check_config
+from clarity.cad2.enhance import enhanced_path, load_run_inputs, make_compressor
+from clarity.cad2.metadata import RecipeMetadata, Song
+from clarity.cad2.preflight import check_audio_files
 from clarity.cad2.remix import (
     EARS,
     adjust_level,
@@ -185,12 +185,7 @@ def run_evaluate(config: DictConfig) -> tuple[RunSummary, Path]:
         ValueError: before any work, for a bad config, metadata or reference audio file.
         FailedScenesError: after the run, listing the pairs that failed.
     """
-    check_config(config)
-    metadata = load_recipe_metadata(config.path)
-    check_compressor_bands(
-        metadata, len(config.enhancer.crossover_frequencies) + 1, config.path.enhancer_params_file
-    )
-    pairs = selected_pairs(config, metadata)
+    metadata, pairs = load_run_inputs(config)
     music_dir = Path(config.path.music_dir)
     check_audio_files(
         [
