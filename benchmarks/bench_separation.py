@@ -12,41 +12,17 @@ the layer-by-layer model forward under ``torch.no_grad``. The machine may be sha
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 from clarity.separation.convtasnet import ConvTasNetStereo
 from clarity.separation.inference import separate_sources
 
-
-def official_loop(model, mix, sample_rate, segment=6.0, overlap=0.1, number_sources=2):
-    """The official chunk loop, written plainly; ``mix`` is (batch, channels, samples)."""
-    batch, channels, length = mix.shape
-    chunk_len = int(sample_rate * segment * (1 + overlap))
-    overlap_frames = overlap * sample_rate
-    fade_in_len, fade_out_len = 0, int(overlap_frames)
-    final = torch.zeros(batch, number_sources, channels, length)
-    start, end = 0, chunk_len
-    while start < length - overlap_frames:
-        chunk = mix[:, :, start:end]
-        with torch.no_grad():
-            out = model.forward_modules(chunk)
-        n = out.shape[-1]
-        fade_in = torch.cat([torch.linspace(0, 1, fade_in_len), torch.ones(n - fade_in_len)])
-        fade_out = torch.cat(
-            [torch.ones(n - fade_out_len), -torch.linspace(0, 1, fade_out_len) + 1]
-        )
-        final[:, :, :, start:end] += fade_in * fade_out * out
-        if start == 0:
-            fade_in_len = int(overlap_frames)
-            start += int(chunk_len - overlap_frames)
-        else:
-            start += chunk_len
-        end += chunk_len
-        if end >= length:
-            fade_out_len = 0
-    return final
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from official_separation_loop import official_loop
 
 
 def best_time(function, repeats: int) -> tuple[float, float, torch.Tensor]:

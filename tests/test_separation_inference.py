@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from official_separation_loop import official_loop
 from torch import nn
 
 from clarity.separation import checkpoints as checkpoints_module
@@ -29,32 +30,6 @@ torch.set_num_threads(1)
 
 SAMPLE_RATE = 8000
 TINY = {"N": 12, "L": 8, "B": 10, "H": 14, "P": 3, "X": 2, "R": 2, "C": 2}
-
-
-def official_loop(model, mix, sample_rate, segment, overlap, number_sources=2):
-    """The official CAD2 loop written plainly (torchaudio linear Fade over the whole chunk)."""
-    batch, channels, length = mix.shape
-    chunk_len = int(sample_rate * segment * (1 + overlap))
-    overlap_frames = overlap * sample_rate
-    fade_in_len, fade_out_len = 0, int(overlap_frames)
-    final = torch.zeros(batch, number_sources, channels, length)
-    start, end = 0, chunk_len
-    while start < length - overlap_frames:
-        with torch.no_grad():
-            out = model.forward_modules(mix[:, :, start:end])
-        n = out.shape[-1]
-        fade_in = torch.cat([torch.linspace(0, 1, fade_in_len), torch.ones(n - fade_in_len)])
-        fade_out = torch.cat([torch.ones(n - fade_out_len), 1 - torch.linspace(0, 1, fade_out_len)])
-        final[:, :, :, start:end] += fade_in * fade_out * out
-        if start == 0:
-            fade_in_len = int(overlap_frames)
-            start += int(chunk_len - overlap_frames)
-        else:
-            start += chunk_len
-        end += chunk_len
-        if end >= length:
-            fade_out_len = 0
-    return final
 
 
 @pytest.fixture(scope="module")
