@@ -58,3 +58,20 @@ def test_empty_draw_leaves_the_state_alone(size):
     state = np.random.get_state()
     assert standard_normal(size).shape == np.random.standard_normal(size).shape
     _assert_same_state(state, np.random.get_state())
+
+
+def test_fills_a_given_array():
+    np.random.seed(8)
+    expected = np.random.standard_normal((3, 1000))
+    np.random.seed(8)
+    out = np.full((3, 1000), np.nan)
+    assert standard_normal((3, 1000), out=out) is out
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize(
+    "out", [np.empty((3, 999)), np.empty((3, 1000), dtype=np.float32), np.empty((1000, 3)).T]
+)
+def test_rejects_an_unsuitable_out_array(out):
+    with pytest.raises(ValueError, match="out"):
+        standard_normal((3, 1000), out=out)

@@ -61,7 +61,9 @@ def _polar_fill(uniforms, out, filled):
 
 
 def standard_normal(
-    size: int | tuple[int, ...], random_state: np.random.RandomState | None = None
+    size: int | tuple[int, ...],
+    random_state: np.random.RandomState | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Same values and final state as ``random_state.standard_normal(size)``.
 
@@ -69,12 +71,24 @@ def standard_normal(
         size: output shape.
         random_state: a legacy generator; NumPy's global one (the generator behind
             ``np.random.seed`` and ``np.random.standard_normal``) when None.
+        out: optional C-contiguous float64 array of shape ``size`` to fill (saves
+            allocating a large array per draw).
 
     Returns:
-        float64 array of shape ``size``.
+        float64 array of shape ``size`` (``out`` when given).
+
+    Raises:
+        ValueError: ``out`` is not a C-contiguous float64 array of shape ``size``.
     """
     state = np.random.mtrand._rand if random_state is None else random_state
-    out = np.empty(size)
+    if out is None:
+        out = np.empty(size)
+    elif (
+        out.shape != ((size,) if isinstance(size, int | np.integer) else tuple(size))
+        or out.dtype != np.float64
+        or not out.flags.c_contiguous
+    ):
+        raise ValueError(f"out: expected a C-contiguous float64 array of shape {size}")
     flat = out.reshape(-1)
     total = flat.size
     if total == 0:

@@ -742,10 +742,38 @@ def group_delay_compensate(
 
     The result goes to a new array, or to ``out`` (which may be ``reference``).
     """
+    delays = _group_delay_compensation(bandwidths, center_freq, freq_sample, ear_q, min_bandwidth)
+    return _delay_rows(reference, delays, out=out)
+
+
+def _group_delay_compensation(
+    bandwidths: np.ndarray,
+    center_freq: np.ndarray,
+    freq_sample: float,
+    ear_q: float = _EAR_Q,
+    min_bandwidth: float = _MIN_BW,
+) -> np.ndarray:
+    """Whole-sample delays ``(bands,)`` that bring every band to the largest group delay."""
     delay = np.rint(
         _gammatone_group_delay(bandwidths, center_freq, freq_sample, ear_q, min_bandwidth)
     ).astype(int)
-    return _delay_rows(reference, delay.max() - delay, out=out)
+    return delay.max() - delay
+
+
+@njit(cache=True)
+def _add_noise_and_delay(motion, noise, scale, delays):
+    """``motion[row] <- delay(noise[row] * scale + motion[row], delays[row])`` in place.
+
+    Same numbers as :func:`basilar_membrane_add_noise` followed by
+    :func:`group_delay_compensate` (delays >= 0 samples, zero-filled), in one pass.
+    """
+    n_rows, npts = motion.shape
+    for row in range(n_rows):
+        delay = min(delays[row], npts)
+        for t in range(npts - 1, delay - 1, -1):  # backwards: sources are not yet overwritten
+            motion[row, t] = noise[row, t - delay] * scale + motion[row, t - delay]
+        for t in range(delay):
+            motion[row, t] = 0.0
 
 
 def convert_rms_to_sl(
@@ -906,14 +934,19 @@ def ear_model(
             processed_bm[band],
         )
 
-    ihc_threshold = -10  # dB re auditory threshold
-    reference_bm = basilar_membrane_add_noise(reference_bm, ihc_threshold, level1)
-    processed_bm = basilar_membrane_add_noise(processed_bm, ihc_threshold, level1)
-
     if m_delay > 0:
-        outputs = (reference_db, reference_bm, processed_db, processed_bm)
-        for output in outputs:
-            group_delay_compensate(output, reference_bandwidth, cf, sample_rate, out=output)
+        delays = _group_delay_compensation(reference_bandwidth, cf, sample_rate)
+    else:
+        delays = np.zeros(nchan, dtype=int)
+    _delay_rows(reference_db, delays, out=reference_db)
+    _delay_rows(processed_db, delays, out=processed_db)
+    # threshold noise: all reference bands, then all processed bands (official order)
+    ihc_threshold = -10  # dB re auditory threshold
+    noise_scale = 10 ** ((ihc_threshold - level1) / 20)
+    noise = np.empty(shape)
+    for motion_out in (reference_bm, processed_bm):
+        legacy_random.standard_normal(shape, out=noise)
+        _add_noise_and_delay(motion_out, noise, noise_scale, delays)
 
     reference_sl = convert_rms_to_sl(
         average[0], control_average[0], attn_ohc_x, low_knee_x, ratio_x, attn_ihc_x, level1
