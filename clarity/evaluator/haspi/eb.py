@@ -30,6 +30,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
@@ -801,6 +802,122 @@ def convert_rms_to_sl(
 # --------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _BandParameters:
+    """Model parameters per band; rows 0/1 = reference/processed, ``(2, bands)``."""
+
+    cf: np.ndarray  # (bands,) centre frequencies, Hz
+    cf_control: np.ndarray  # (bands,) control-path centre frequencies, Hz
+    bw_control: np.ndarray  # (bands,) control-path bandwidths re normal ERB
+    bw_min: np.ndarray
+    attn_ohc: np.ndarray  # dB
+    low_knee: np.ndarray  # dB SPL
+    compression_ratio: np.ndarray
+    attn_ihc: np.ndarray  # dB
+
+
+@dataclass(frozen=True)
+class _BandOutputs:
+    """Ear-model outputs; rows 0/1 = reference/processed."""
+
+    db: np.ndarray  # (2, bands, n) envelopes after IHC adaptation, dB SL
+    bm: np.ndarray  # (2, bands, n) BM motion, before threshold noise and group delay
+    average: np.ndarray  # (2, bands) RMS envelope
+    control_average: np.ndarray  # (2, bands) RMS control envelope
+    bandwidth: np.ndarray  # (2, bands) bandwidths after the control-path adjustment
+
+
+def _run_bands(
+    signals: np.ndarray,
+    params: _BandParameters,
+    outputs: _BandOutputs,
+    sample_rate: float,
+    level1: float,
+) -> None:
+    """Run :func:`_ear_band` for every band with one reused scratch buffer.
+
+    ``signals`` are the middle-ear outputs ``(2, n)`` (reference, processed).
+    """
+    work = np.empty((3, 2, signals.shape[1]))
+    for band in range(len(params.cf)):
+        _ear_band(band, signals, params, outputs, sample_rate, level1, work)
+
+
+def _ear_band(
+    band: int,
+    signals: np.ndarray,
+    params: _BandParameters,
+    outputs: _BandOutputs,
+    sample_rate: float,
+    level1: float,
+    work: np.ndarray,
+) -> None:
+    """Control path, gammatone, OHC compression, alignment, dB SL and IHC of one band.
+
+    ``work`` is ``(3, 2, n)`` scratch (control, envelope and BM motion rows of the
+    reference and processed signal), reused from band to band.
+    """
+    control, envelope, motion = work
+    nsamp = signals.shape[1]
+    # Control path: widest (fully damaged) filters set bandwidth and compression
+    bw_control = params.bw_control[band]
+    _gammatone_into(
+        signals[0],
+        signals[1],
+        bw_control,
+        bw_control,
+        sample_rate,
+        params.cf_control[band],
+        control,
+        None,
+    )
+    bandwidth = [
+        bandwidth_adjust(control[row], params.bw_min[row, band], bw_control, level1)
+        for row in range(2)
+    ]
+    outputs.bandwidth[:, band] = bandwidth
+    _gammatone_into(
+        signals[0], signals[1], *bandwidth, sample_rate, params.cf[band], envelope, motion
+    )
+    outputs.average[:, band] = np.sqrt(np.mean(envelope**2, axis=1))
+    outputs.control_average[:, band] = np.sqrt(np.mean(control**2, axis=1))
+    _compress_in_place(
+        control,
+        params.attn_ohc[:, band, np.newaxis],
+        params.low_knee[:, band, np.newaxis],
+        params.compression_ratio[:, band, np.newaxis],
+        level1,
+        100.0,
+        _SMALL,
+        _compression_lowpass(sample_rate),
+        envelope,
+        motion,
+    )
+    max_lag = _alignment_max_lag(int(sample_rate), 100, nsamp)
+    envelope_delay = -_alignment_delays(envelope[:1], envelope[1:], max_lag)[0]
+    motion_delay = -_alignment_delays(motion[:1], motion[1:], max_lag)[0]
+    # dB SL before adaptation (NumPy's vectorised log), into the spent control rows
+    level = control
+    np.add(envelope, _SMALL, out=level)
+    np.log10(level, out=level)
+    level *= 20
+    level += level1 - params.attn_ihc[:, band, np.newaxis]
+    np.maximum(level, 0.0, out=level)
+    delta = 2.0  # IHC overshoot
+    for row, (envelope_shift, motion_shift) in enumerate(((0, 0), (envelope_delay, motion_delay))):
+        _sl_adaptation_kernel(
+            level[row],
+            envelope[row],
+            motion[row],
+            envelope_shift,
+            motion_shift,
+            delta,
+            sample_rate,
+            outputs.db[row, band],
+            outputs.bm[row, band],
+        )
+
+
 def ear_model(
     reference: np.ndarray,
     reference_freq: float,
@@ -858,81 +975,29 @@ def ear_model(
     processed_mid = middle_ear(processed_24, sample_rate)
 
     shape = (nchan, nsamp)
-    reference_db, processed_db = np.empty(shape), np.empty(shape)
-    reference_bm, processed_bm = np.empty(shape), np.empty(shape)
-    average = np.empty((2, nchan))  # RMS envelope per band: reference, processed
-    control_average = np.empty((2, nchan))
-    reference_bandwidth = np.empty(nchan)
-    # per-band work rows, reused: control, envelope and BM motion of x and y
-    control = np.empty((2, nsamp))
-    envelope = np.empty((2, nsamp))
-    motion = np.empty((2, nsamp))
-    lowpass = _compression_lowpass(sample_rate)
-    max_lag = _alignment_max_lag(int(sample_rate), 100, nsamp)
-    delta = 2.0  # IHC overshoot
-    for band in range(nchan):
-        # Control path: widest (fully damaged) filters set bandwidth and compression
-        _gammatone_into(
-            reference_mid,
-            processed_mid,
-            bw_control[band],
-            bw_control[band],
-            sample_rate,
-            cf_control[band],
-            control,
-            None,
-        )
-        bw_x = bandwidth_adjust(control[0], bw_min_x[band], bw_control[band], level1)
-        bw_y = bandwidth_adjust(control[1], bw_min_y[band], bw_control[band], level1)
-        reference_bandwidth[band] = bw_x
-        _gammatone_into(
-            reference_mid, processed_mid, bw_x, bw_y, sample_rate, cf[band], envelope, motion
-        )
-        average[:, band] = np.sqrt(np.mean(envelope**2, axis=1))
-        control_average[:, band] = np.sqrt(np.mean(control**2, axis=1))
-        _compress_in_place(
-            control,
-            np.array([[attn_ohc_x[band]], [attn_ohc_y[band]]]),
-            np.array([[low_knee_x[band]], [low_knee_y[band]]]),
-            np.array([[ratio_x[band]], [ratio_y[band]]]),
-            level1,
-            100.0,
-            _SMALL,
-            lowpass,
-            envelope,
-            motion,
-        )
-        envelope_delay = -_alignment_delays(envelope[:1], envelope[1:], max_lag)[0]
-        motion_delay = -_alignment_delays(motion[:1], motion[1:], max_lag)[0]
-        # dB SL before adaptation (NumPy's vectorised log), into the spent control rows
-        level = control
-        np.add(envelope, _SMALL, out=level)
-        np.log10(level, out=level)
-        level *= 20
-        level += np.array([[level1 - attn_ihc_x[band]], [level1 - attn_ihc_y[band]]])
-        np.maximum(level, 0.0, out=level)
-        _sl_adaptation_kernel(
-            level[0],
-            envelope[0],
-            motion[0],
-            0,
-            0,
-            delta,
-            sample_rate,
-            reference_db[band],
-            reference_bm[band],
-        )
-        _sl_adaptation_kernel(
-            level[1],
-            envelope[1],
-            motion[1],
-            envelope_delay,
-            motion_delay,
-            delta,
-            sample_rate,
-            processed_db[band],
-            processed_bm[band],
-        )
+    params = _BandParameters(
+        cf=cf,
+        cf_control=cf_control,
+        bw_control=bw_control,
+        bw_min=np.stack((bw_min_x, bw_min_y)),
+        attn_ohc=np.stack((attn_ohc_x, attn_ohc_y)),
+        low_knee=np.stack((low_knee_x, low_knee_y)),
+        compression_ratio=np.stack((ratio_x, ratio_y)),
+        attn_ihc=np.stack((attn_ihc_x, attn_ihc_y)),
+    )
+    outputs = _BandOutputs(
+        db=np.empty((2, *shape)),
+        bm=np.empty((2, *shape)),
+        average=np.empty((2, nchan)),
+        control_average=np.empty((2, nchan)),
+        bandwidth=np.empty((2, nchan)),
+    )
+    signals = np.stack((reference_mid, processed_mid))
+    _run_bands(signals, params, outputs, float(sample_rate), float(level1))
+    reference_db, processed_db = outputs.db
+    reference_bm, processed_bm = outputs.bm
+    average, control_average = outputs.average, outputs.control_average
+    reference_bandwidth = outputs.bandwidth[0]
 
     if m_delay > 0:
         delays = _group_delay_compensation(reference_bandwidth, cf, sample_rate)
