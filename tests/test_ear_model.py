@@ -156,3 +156,15 @@ def test_silent_input_stays_finite():
     for output in outputs[:6]:
         assert np.all(np.isfinite(output))
     np.testing.assert_array_equal(outputs[0], 0.0)
+
+
+@pytest.mark.parametrize(("npts", "max_lag"), [(5000, 100), (5000, 4999), (3001, 40), (64, 63)])
+def test_lagged_correlation_equals_direct_sums(npts, max_lag):
+    # short lag ranges go block-wise, long ones through one circular correlation
+    rng = np.random.default_rng(6)
+    first, second = rng.standard_normal((2, 2, npts))
+    got = eb._lagged_correlation(first, second, max_lag)
+    for row in range(2):
+        full = np.correlate(first[row], second[row], "full")  # lags -(n-1) .. n-1
+        expected = full[npts - 1 - max_lag : npts + max_lag]
+        np.testing.assert_allclose(got[row], expected, rtol=0, atol=1e-9)

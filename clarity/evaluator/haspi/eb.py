@@ -16,7 +16,8 @@ from NumPy's legacy global generator; the computation is organised differently:
 * band quantities are arrays shaped ``(bands, samples)``, band parameters ``(bands,)``;
 * recursions (gammatone IIR, compression low-pass, IHC adaptation, segment
   covariances) run in numba kernels, transcendental functions in NumPy;
-* lag searches use FFT cross-correlation limited to the lags that are searched;
+* lag searches use FFT cross-correlation limited to the lags that are searched,
+  block-wise (overlap-save) for the +/- 100 ms envelope alignment;
 * the threshold noise is drawn from NumPy's legacy global generator in the official
   order (reference bands, then processed bands, then the two cepstral draws), with
   the bit-exact fast sampler of :mod:`clarity.utils.legacy_random`.
@@ -155,30 +156,53 @@ def resample_24khz(
     return resampled, freq_sample_hz
 
 
-def _correlation_fft_size(npts: int, max_lag: int) -> int:
-    """FFT length for block-wise correlation: a power of two of about 16 lag ranges.
-
-    Short blocks keep the transforms in cache; a single block covers short signals.
-    """
-    blocked = 1 << int(np.ceil(np.log2(16 * max(max_lag, 1))))
-    return min(blocked, scipy.fft.next_fast_len(npts + 2 * max_lag, real=True))
-
-
 def _lagged_correlation(first: np.ndarray, second: np.ndarray, max_lag: int) -> np.ndarray:
     """``c[..., k + max_lag] = sum_n first[..., n + k] * second[..., n]`` for |k| <= max_lag.
 
-    ``first`` and ``second`` are ``(..., npts)`` (time last, zero outside). ``second`` is
-    cut into blocks of ``size - 2 max_lag`` samples, each correlated with the stretch of
-    ``first`` it can reach by real FFTs of length ``size``; the block spectra products
-    are summed before one inverse transform (overlap-save in the lag domain).
+    ``first`` and ``second`` are ``(..., npts)`` (time last, zero outside). A lag range
+    much shorter than the signals is done block-wise with FFTs of about 16 lag ranges,
+    which stay in cache; otherwise one circular correlation covers it.
 
     Returns:
         ``(..., 2 max_lag + 1)`` correlations for lags ``-max_lag .. max_lag``.
     """
     npts = first.shape[-1]
+    single = scipy.fft.next_fast_len(npts + max_lag, real=True)
+    block_size = 1 << int(np.ceil(np.log2(16 * max(max_lag, 1))))
+    if single <= block_size:
+        return _circular_correlation(first, second, max_lag, single)
+    return _blocked_correlation(first, second, max_lag, block_size)
+
+
+def _zero_padded(signals: np.ndarray, size: int) -> np.ndarray:
+    """``signals (..., n)`` followed by zeros up to ``size`` samples."""
+    padded = np.zeros((*signals.shape[:-1], size))
+    padded[..., : signals.shape[-1]] = signals
+    return padded
+
+
+def _circular_correlation(
+    first: np.ndarray, second: np.ndarray, max_lag: int, size: int
+) -> np.ndarray:
+    """:func:`_lagged_correlation` by one circular FFT correlation, ``size >= n + max_lag``."""
+    spectrum = scipy.fft.rfft(_zero_padded(first, size), axis=-1)
+    spectrum *= np.conj(scipy.fft.rfft(_zero_padded(second, size), axis=-1))
+    circular = scipy.fft.irfft(spectrum, size, axis=-1)
+    return np.concatenate((circular[..., size - max_lag :], circular[..., : max_lag + 1]), axis=-1)
+
+
+def _blocked_correlation(
+    first: np.ndarray, second: np.ndarray, max_lag: int, size: int
+) -> np.ndarray:
+    """:func:`_lagged_correlation` block-wise with real FFTs of length ``size > 2 max_lag``.
+
+    ``second`` is cut into blocks of ``size - 2 max_lag`` samples, each correlated with
+    the stretch of ``first`` it can reach; the block spectra products are summed
+    before one inverse transform (overlap-save in the lag domain).
+    """
+    npts = first.shape[-1]
     rows = first.shape[:-1]
     span = 2 * max_lag
-    size = _correlation_fft_size(npts, max_lag)
     block = size - span
     n_blocks = -(-npts // block)
     padded_first = np.zeros((*rows, n_blocks * block + span))
