@@ -487,6 +487,22 @@ def _lowpass_gain_apply(gain, b0, b1, a1, envelope, basilar_membrane):
             basilar_membrane[band, t] *= y
 
 
+@njit(cache=True)
+def _gain_exponent(log_level, level1, low, high, slope, attn):
+    """OHC gain exponent from ``log10(control)`` rows ``(bands, n)``, in place.
+
+    ``-attn - (clip(20 log10 + level1, low, high) - low) * slope`` dB, times ln(10)/20;
+    band parameters are ``(bands,)``.
+    """
+    db_to_exponent = math.log(10) / 20
+    n_bands, npts = log_level.shape
+    for band in range(n_bands):
+        for t in range(npts):
+            level = log_level[band, t] * 20 + level1
+            level = min(max(level, low[band]), high)
+            log_level[band, t] = ((level - low[band]) * -slope[band] - attn[band]) * db_to_exponent
+
+
 def _compress_in_place(
     control: np.ndarray,
     attn_ohc: np.ndarray,
@@ -502,18 +518,13 @@ def _compress_in_place(
     """OHC compression of ``envelope`` and ``motion (bands, n)`` in place.
 
     The gain (dB) is computed in ``control (bands, n)``, which is overwritten; band
-    parameters are ``(bands, 1)``. See :func:`env_compress_basilar_membrane`.
+    parameters are ``(bands,)``. See :func:`env_compress_basilar_membrane`.
     """
-    # gain (dB) = -attn - (clip(level, low, high) - low) * slope, applied as exp(dB * ln10/20)
     level = np.maximum(control, small, out=control)
     np.log10(level, out=level)
-    level *= 20
-    level += level1
-    np.clip(level, threshold_low, threshold_high, out=level)
-    level -= threshold_low
-    level *= -(1 - 1 / compression_ratio)
-    level -= attn_ohc
-    level *= np.log(10) / 20
+    _gain_exponent(
+        level, level1, threshold_low, threshold_high, 1 - 1 / compression_ratio, attn_ohc
+    )
     gain = np.exp(level, out=level)
     _lowpass_gain_apply(gain, *lowpass, envelope, motion)
 
@@ -550,9 +561,9 @@ def env_compress_basilar_membrane(
     n_bands = envelope.shape[0]
     _compress_in_place(
         np.array(np.atleast_2d(control), dtype=float),
-        _per_band(attn_ohc, n_bands),
-        _per_band(threshold_low, n_bands),
-        _per_band(compression_ratio, n_bands),
+        _per_band(attn_ohc, n_bands)[:, 0],
+        _per_band(threshold_low, n_bands)[:, 0],
+        _per_band(compression_ratio, n_bands)[:, 0],
         level1,
         threshold_high,
         small,
@@ -673,13 +684,24 @@ def _ihc_adaptation_kernel(level_db, motion, delta, freq_sample, out_db, out_mot
 
 @njit(cache=True)
 def _sl_adaptation_kernel(
-    level, envelope, motion, envelope_delay, motion_delay, delta, freq_sample, out_db, out_bm
+    log_envelope,
+    envelope,
+    motion,
+    offset_db,
+    envelope_delay,
+    motion_delay,
+    delta,
+    freq_sample,
+    out_db,
+    out_bm,
 ):
     """:func:`envelope_sl` then :func:`inner_hair_cell_adaptation` of one band ``(n,)``.
 
-    ``level`` is the dB SL of ``envelope``. Envelope (with its level) and ``motion``
-    are first delayed by their own number of samples, zero-filled as
-    :func:`envelope_align` does (a zero envelope has level 0 dB SL).
+    ``log_envelope = log10(envelope + small)`` (NumPy's vectorised log); the level is
+    ``max(offset_db + 20 log_envelope, 0)`` dB SL with ``offset_db = level1 - attn_ihc``.
+    Envelope (with its level) and ``motion`` are first delayed by their own number of
+    samples, zero-filled as :func:`envelope_align` does (a zero envelope has level
+    0 dB SL).
     """
     coefficients = _ihc_coefficients(delta, freq_sample)
     npts = envelope.shape[0]
@@ -689,7 +711,7 @@ def _sl_adaptation_kernel(
         source = t - envelope_delay
         inside = 0 <= source < npts
         env = envelope[source] if inside else 0.0
-        level_db = level[source] if inside else 0.0
+        level_db = max(offset_db + 20 * log_envelope[source], 0.0) if inside else 0.0
         source = t - motion_delay
         bm = motion[source] if 0 <= source < npts else 0.0
         bm = bm * ((level_db + _SMALL) / (env + _SMALL))
@@ -907,9 +929,9 @@ def _ear_band(
     outputs.control_average[:, band] = np.sqrt(np.mean(control**2, axis=1))
     _compress_in_place(
         control,
-        params.attn_ohc[:, band, np.newaxis],
-        params.low_knee[:, band, np.newaxis],
-        params.compression_ratio[:, band, np.newaxis],
+        params.attn_ohc[:, band],
+        params.low_knee[:, band],
+        params.compression_ratio[:, band],
         level1,
         100.0,
         _SMALL,
@@ -920,19 +942,16 @@ def _ear_band(
     max_lag = _alignment_max_lag(int(sample_rate), 100, nsamp)
     envelope_delay = -_alignment_delays(envelope[:1], envelope[1:], max_lag)[0]
     motion_delay = -_alignment_delays(motion[:1], motion[1:], max_lag)[0]
-    # dB SL before adaptation (NumPy's vectorised log), into the spent control rows
-    level = control
-    np.add(envelope, _SMALL, out=level)
-    np.log10(level, out=level)
-    level *= 20
-    level += level1 - params.attn_ihc[:, band, np.newaxis]
-    np.maximum(level, 0.0, out=level)
+    # log envelope for the dB SL (NumPy's vectorised log), into the spent control rows
+    log_envelope = np.add(envelope, _SMALL, out=control)
+    np.log10(log_envelope, out=log_envelope)
     delta = 2.0  # IHC overshoot
     for row, (envelope_shift, motion_shift) in enumerate(((0, 0), (envelope_delay, motion_delay))):
         _sl_adaptation_kernel(
-            level[row],
+            log_envelope[row],
             envelope[row],
             motion[row],
+            level1 - params.attn_ihc[row, band],
             envelope_shift,
             motion_shift,
             delta,
