@@ -244,7 +244,7 @@ def plot_scores(
         "severity",
         severities,
         [colours[s] for s in severities],
-        "By hearing loss (better ear, WHO grade)",
+        "By hearing-loss severity of the listener",
         "hearing-loss severity",
     )
     _group_panel(

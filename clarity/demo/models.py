@@ -55,7 +55,7 @@ class DemoTraining:
 
 
 DEMO_TRAINING = {
-    "small": DemoTraining(minutes=2.0),
+    "small": DemoTraining(minutes=2.5),
     "tiny": DemoTraining(minutes=0.15, samples_per_track=4),
 }
 
