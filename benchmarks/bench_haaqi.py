@@ -1,6 +1,8 @@
 """Time HAAQI on one ear: 10 s of music-like noise at 24 kHz.
 
 Usage: ``OMP_NUM_THREADS=1 python benchmarks/bench_haaqi.py [--seconds 10] [--runs 5]``.
+The ear model's bands and the BM covariances run in ``NUMBA_NUM_THREADS`` threads
+(default: all cores); set ``NUMBA_NUM_THREADS=1`` to time one thread.
 Prints the median wall time of ``haaqi_v1`` over several runs after a warm-up call
 (which also compiles or loads the numba kernels), the median CPU time of this process
 (less sensitive to other processes on a shared machine), and the score for reference.
@@ -12,6 +14,7 @@ import argparse
 import statistics
 import time
 
+import numba
 import numpy as np
 from scipy.signal import butter, lfilter
 
@@ -68,7 +71,8 @@ def main() -> None:
     warm, _ = run()
     times, cpu_times = zip(*(run() for _ in range(args.runs)), strict=True)
     print(
-        f"HAAQI, {args.seconds:g} s at {SAMPLE_RATE} Hz, one ear: "
+        f"HAAQI, {args.seconds:g} s at {SAMPLE_RATE} Hz, one ear, "
+        f"{numba.config.NUMBA_NUM_THREADS} band threads: "
         f"median {statistics.median(times):.3f} s "
         f"(min {min(times):.3f}, max {max(times):.3f}, {args.runs} runs; warm-up {warm:.3f} s); "
         f"median CPU {statistics.median(cpu_times):.3f} s; score {run.score:.6f}"

@@ -168,3 +168,23 @@ def test_lagged_correlation_equals_direct_sums(npts, max_lag):
         full = np.correlate(first[row], second[row], "full")  # lags -(n-1) .. n-1
         expected = full[npts - 1 - max_lag : npts + max_lag]
         np.testing.assert_allclose(got[row], expected, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_band_threads_do_not_change_the_numbers(monkeypatch, threads):
+    rng = np.random.default_rng(7)
+    reference = rng.standard_normal(6000)
+    processed = 0.5 * reference + 0.1 * rng.standard_normal(6000)
+    hearing_loss = np.array([10, 20, 30, 40, 50, 60.0])
+
+    def run():
+        np.random.seed(3)
+        outputs = eb.ear_model(reference, 24000, processed, 24000, hearing_loss, 1, 65.0)
+        return outputs[:6], eb.bm_covary(outputs[1], outputs[3], 16, 24000)
+
+    monkeypatch.setattr(eb.numba.config, "NUMBA_NUM_THREADS", 2)
+    expected = run()
+    monkeypatch.setattr(eb.numba.config, "NUMBA_NUM_THREADS", threads)
+    got = run()
+    for want, have in zip(expected[0] + expected[1], got[0] + got[1], strict=True):
+        np.testing.assert_array_equal(have, want)

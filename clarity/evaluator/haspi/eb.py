@@ -31,8 +31,11 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import scipy.fft
 from numba import njit
@@ -49,6 +52,24 @@ MODEL_SAMPLE_RATE = 24000.0
 _EAR_Q = 9.26449  # Glasberg & Moore ERB parameters
 _MIN_BW = 24.7
 _SMALL = 1e-30
+
+
+def _in_threads(task: Callable[[range], None], n_items: int) -> None:
+    """Call ``task(share)`` for round-robin shares ``range(k, n_items, workers)``.
+
+    ``workers`` is numba's configured thread count (environment variable
+    ``NUMBA_NUM_THREADS``, default: all cores; 1 runs everything in this thread), at
+    most ``n_items``. The shares run in threads, which overlap because the numba
+    kernels (``nogil``), NumPy and ``scipy.fft`` release the GIL.
+    """
+    workers = max(1, min(numba.config.NUMBA_NUM_THREADS, n_items))
+    shares = [range(first, n_items, workers) for first in range(workers)]
+    if workers == 1:
+        task(shares[0])
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        for future in [pool.submit(task, share) for share in shares]:
+            future.result()
 
 
 # --------------------------------------------------------------------------------------
@@ -293,7 +314,7 @@ def gammatone_bandwidth_demodulation(npts, tpt, center_freq, center_freq_cos, ce
     return center_freq_sin, center_freq_cos
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _gammatone_pair(x, y, tpt, center_freq, ax, ay, env_x, bm_x, env_y, bm_y, want_bm):
     """One gammatone band (Cooke 1993 impulse-invariant form) for two signals ``(n,)``.
 
@@ -473,7 +494,7 @@ def bandwidth_adjust(
 # --------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _lowpass_gain_apply(gain, b0, b1, a1, envelope, basilar_membrane):
     """First-order low-pass of ``gain`` rows, multiplied into both signals in place."""
     n_bands, npts = gain.shape
@@ -487,7 +508,7 @@ def _lowpass_gain_apply(gain, b0, b1, a1, envelope, basilar_membrane):
             basilar_membrane[band, t] *= y
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _gain_exponent(log_level, level1, low, high, slope, attn):
     """OHC gain exponent from ``log10(control)`` rows ``(bands, n)``, in place.
 
@@ -632,7 +653,7 @@ def envelope_sl(
     return level, motion
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ihc_coefficients(delta, freq_sample):
     """Backward-difference update of the IHC adaptation RC circuit (Kates 2013).
 
@@ -656,7 +677,7 @@ def _ihc_coefficients(delta, freq_sample):
     return r2, k1, k2, a11, a12, a21, a22, denom, 1 / r1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ihc_step(v0, v1, v2, coefficients):
     """One sample of IHC adaptation: ``(output_db, v1, v2)`` for input ``v0`` dB SL."""
     r2, k1, k2, a11, a12, a21, a22, denom, r1_inv = coefficients
@@ -682,7 +703,7 @@ def _ihc_adaptation_kernel(level_db, motion, delta, freq_sample, out_db, out_mot
             out_motion[row, t] = motion[row, t] * ((out + _SMALL) / (v0 + _SMALL))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sl_adaptation_kernel(
     log_envelope,
     envelope,
@@ -880,13 +901,19 @@ def _run_bands(
     sample_rate: float,
     level1: float,
 ) -> None:
-    """Run :func:`_ear_band` for every band with one reused scratch buffer.
+    """Run :func:`_ear_band` for every band; bands are shared out to worker threads.
 
-    ``signals`` are the middle-ear outputs ``(2, n)`` (reference, processed).
+    ``signals`` are the middle-ear outputs ``(2, n)`` (reference, processed). Bands
+    are independent and write disjoint output rows. Each worker reuses one scratch
+    buffer.
     """
-    work = np.empty((3, 2, signals.shape[1]))
-    for band in range(len(params.cf)):
-        _ear_band(band, signals, params, outputs, sample_rate, level1, work)
+
+    def run_share(bands: range) -> None:
+        work = np.empty((3, 2, signals.shape[1]))
+        for band in bands:
+            _ear_band(band, signals, params, outputs, sample_rate, level1, work)
+
+    _in_threads(run_share, len(params.cf))
 
 
 def _ear_band(
@@ -1270,7 +1297,7 @@ def spectrum_diff(
     return stats(difference), stats(normalised), stats(slope)
 
 
-@njit(cache=True, fastmath={"reassoc", "contract"})
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _lag_products(padded_x, seg_y, length, lagged):
     """``lagged[j] = sum_i padded_x[i + j] * seg_y[i]`` over ``i < length``.
 
@@ -1284,7 +1311,7 @@ def _lag_products(padded_x, seg_y, length, lagged):
         lagged[j] = total
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _segment_covariance_kernel(
     x, y, nwin, maxlag, window, full_weights, half_weights, full_norm, half_norm, cov, ms_x, ms_y
 ):
@@ -1380,20 +1407,27 @@ def bm_covary(
     cov = np.empty((x.shape[0], nseg))
     ms_x = np.empty_like(cov)
     ms_y = np.empty_like(cov)
-    _segment_covariance_kernel(
-        x,
-        y,
-        nwin,
-        maxlag,
-        window,
-        full_weights,
-        half_weights,
-        1.0 / np.sum(window**2),
-        1.0 / np.sum(window[half:] ** 2),
-        cov,
-        ms_x,
-        ms_y,
-    )
+    full_norm = 1.0 / np.sum(window**2)
+    half_norm = 1.0 / np.sum(window[half:] ** 2)
+
+    def run_share(bands: range) -> None:
+        rows = slice(bands.start, None, bands.step)
+        _segment_covariance_kernel(
+            x[rows],
+            y[rows],
+            nwin,
+            maxlag,
+            window,
+            full_weights,
+            half_weights,
+            full_norm,
+            half_norm,
+            cov[rows],
+            ms_x[rows],
+            ms_y[rows],
+        )
+
+    _in_threads(run_share, x.shape[0])
     return cov, ms_x, ms_y
 
 
