@@ -54,6 +54,11 @@ _MIN_BW = 24.7
 _SMALL = 1e-30
 
 
+def _thread_count() -> int:
+    """Threads the model may use: numba's configured count (``NUMBA_NUM_THREADS``)."""
+    return numba.config.NUMBA_NUM_THREADS
+
+
 def _in_threads(task: Callable[[range], None], n_items: int) -> None:
     """Call ``task(share)`` for round-robin shares ``range(k, n_items, workers)``.
 
@@ -62,7 +67,7 @@ def _in_threads(task: Callable[[range], None], n_items: int) -> None:
     most ``n_items``. The shares run in threads, which overlap because the numba
     kernels (``nogil``), NumPy and ``scipy.fft`` release the GIL.
     """
-    workers = max(1, min(numba.config.NUMBA_NUM_THREADS, n_items))
+    workers = max(1, min(_thread_count(), n_items))
     shares = [range(first, n_items, workers) for first in range(workers)]
     if workers == 1:
         task(shares[0])
@@ -775,6 +780,17 @@ def basilar_membrane_add_noise(
     return noise
 
 
+def _threshold_noise(shape: tuple[int, int]) -> np.ndarray:
+    """Unit Gaussian threshold noise ``(2, bands, n)`` from NumPy's legacy generator.
+
+    Drawn as the official code does: all reference bands, then all processed bands.
+    """
+    noise = np.empty((2, *shape))
+    for signal_noise in noise:
+        legacy_random.standard_normal(shape, out=signal_noise)
+    return noise
+
+
 def _gammatone_group_delay(bandwidths, center_freq, freq_sample, ear_q, min_bandwidth):
     """Group delay at DC (samples) of each band's gammatone IIR, ``(bands,)``.
 
@@ -1063,7 +1079,14 @@ def ear_model(
         bandwidth=np.empty((2, nchan)),
     )
     signals = np.stack((reference_mid, processed_mid))
-    _run_bands(signals, params, outputs, float(sample_rate), float(level1))
+    if _thread_count() > 1:  # the noise depends only on the generator: draw it meanwhile
+        with ThreadPoolExecutor(1) as pool:
+            pending_noise = pool.submit(_threshold_noise, shape)
+            _run_bands(signals, params, outputs, float(sample_rate), float(level1))
+            noise = pending_noise.result()
+    else:
+        _run_bands(signals, params, outputs, float(sample_rate), float(level1))
+        noise = _threshold_noise(shape)
     reference_db, processed_db = outputs.db
     reference_bm, processed_bm = outputs.bm
     average, control_average = outputs.average, outputs.control_average
@@ -1075,13 +1098,10 @@ def ear_model(
         delays = np.zeros(nchan, dtype=int)
     _delay_rows(reference_db, delays, out=reference_db)
     _delay_rows(processed_db, delays, out=processed_db)
-    # threshold noise: all reference bands, then all processed bands (official order)
     ihc_threshold = -10  # dB re auditory threshold
     noise_scale = 10 ** ((ihc_threshold - level1) / 20)
-    noise = np.empty(shape)
-    for motion_out in (reference_bm, processed_bm):
-        legacy_random.standard_normal(shape, out=noise)
-        _add_noise_and_delay(motion_out, noise, noise_scale, delays)
+    for motion_out, motion_noise in zip((reference_bm, processed_bm), noise, strict=True):
+        _add_noise_and_delay(motion_out, motion_noise, noise_scale, delays)
 
     reference_sl = convert_rms_to_sl(
         average[0], control_average[0], attn_ohc_x, low_knee_x, ratio_x, attn_ihc_x, level1
