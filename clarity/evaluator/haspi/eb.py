@@ -20,7 +20,12 @@ from NumPy's legacy global generator; the computation is organised differently:
   block-wise (overlap-save) for the +/- 100 ms envelope alignment;
 * the threshold noise is drawn from NumPy's legacy global generator in the official
   order (reference bands, then processed bands, then the two cepstral draws), with
-  the bit-exact fast sampler of :mod:`clarity.utils.legacy_random`.
+  the bit-exact fast sampler of :mod:`clarity.utils.legacy_random`;
+* each band runs through its whole pipeline (control path, gammatone, compression,
+  alignment, dB SL and IHC adaptation) in reused scratch rows; bands, and the BM
+  covariance bands, are spread over ``NUMBA_NUM_THREADS`` threads (default: all
+  cores) while another thread draws the noise. The numbers do not depend on the
+  thread count.
 
 Levels: a signal with RMS 1 corresponds to ``level1`` dB SPL. Envelopes in dB SL are
 relative to the listener's threshold.
