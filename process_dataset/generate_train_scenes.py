@@ -12,9 +12,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from clarity.cad2.metadata import read_json
 from clarity.cad2.train_scenes import generate_scene_listeners, generate_scenes
 from clarity.utils.flac_encoder import write_atomically
+from clarity.utils.json_files import read_json
 
 
 def write_json(path: str, content: dict) -> None:

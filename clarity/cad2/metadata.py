@@ -17,7 +17,6 @@ Every loader raises `ValueError` naming the file and the key that is wrong.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from clarity.utils.audiogram import Listener
+from clarity.utils.json_files import read_json
 
 MIXTURE_KEY = "mixture"
 MIXTURE_INSTRUMENT = "Mixture"
@@ -140,18 +140,6 @@ def split_of_scene(scene_id: str) -> str:
     if 50000 < number < 59999:
         return "valid"
     return "test"
-
-
-def read_json(path: str | Path, what: str) -> Any:
-    """Parse a JSON file; `ValueError` naming `what` and the file if missing or malformed."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{what} file not found: {path}")
-    try:
-        with path.open("r", encoding="utf-8") as file:
-            return json.load(file)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{what} file {path} is not valid JSON: {error}") from error
 
 
 def _object(value: Any, where: str) -> dict:

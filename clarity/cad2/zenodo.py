@@ -28,8 +28,8 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from clarity.cad2.metadata import read_json
 from clarity.utils.flac_encoder import save_flac_signal, write_atomically
+from clarity.utils.json_files import read_json
 
 # Package name -> top folder inside it.
 PACKAGES = {

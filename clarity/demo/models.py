@@ -30,6 +30,7 @@ from clarity.separation.checkpoints import checkpoint_name
 from clarity.separation.convtasnet import CONFIG_FILE, WEIGHTS_FILE, ConvTasNetStereo
 from clarity.separation.training import TrainingConfig, train
 from clarity.utils.flac_encoder import write_atomically
+from clarity.utils.json_files import read_json_object
 
 CAUSALITY = "noncausal"
 MANIFEST_FILE = "demo_models.json"
@@ -69,13 +70,7 @@ def validation_instruments(root: str | Path) -> list[str]:
 def _read_manifest(path: Path) -> dict:
     if not path.is_file():
         return {}
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); delete it to retrain") from error
-    if not isinstance(manifest, dict):
-        raise ValueError(f"{path}: expected an object of instrument -> training record")
-    return manifest
+    return read_json_object(path, "demo training manifest (delete it to retrain)")
 
 
 @dataclass(frozen=True)

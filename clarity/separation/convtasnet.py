@@ -35,6 +35,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from clarity.utils.flac_encoder import write_atomically
+from clarity.utils.json_files import read_json_object
 
 EPS = 1e-8
 CONFIG_FILE = "config.json"
@@ -447,12 +448,7 @@ class ConvTasNetStereo(nn.Module):
                 )
                 for name in (CONFIG_FILE, WEIGHTS_FILE)
             )
-        try:
-            values = json.loads(config_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{config_path}: not valid JSON ({error})") from error
-        if not isinstance(values, dict):
-            raise ValueError(f"{config_path}: expected a JSON object of ConvTasNet arguments")
+        values = read_json_object(config_path, "ConvTasNet config")
         model = cls(**asdict(ConvTasNetConfig.from_dict(values, source=str(config_path))))
         state = load_file(str(weights_path))
         check_state_dict(model, state, source=str(weights_path))

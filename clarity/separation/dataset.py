@@ -24,7 +24,6 @@ form the target, and a stem shorter than the segment is zero padded instead of f
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import torch
 from torch.utils.data import Dataset
 
 from clarity.separation.checkpoints import INSTRUMENTS
+from clarity.utils.json_files import read_json_object
 
 GAIN_RANGE = (0.25, 1.25)
 MAX_ACCOMPANIMENT_INSTRUMENTS = 3
@@ -60,14 +60,7 @@ def load_music_metadata(metadata_file: str | Path) -> dict[str, list[Stem]]:
     Raises ``ValueError`` naming the file, song and key of any malformed entry.
     """
     path = Path(metadata_file)
-    if not path.is_file():
-        raise ValueError(f"metadata file {path} does not exist")
-    try:
-        songs = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from error
-    if not isinstance(songs, dict):
-        raise ValueError(f"{path}: expected an object of songs, got {type(songs).__name__}")
+    songs = read_json_object(path, "music metadata")
     parsed = {}
     for song, entries in songs.items():
         if not isinstance(entries, dict):

@@ -10,12 +10,13 @@ read from the Clarity listener JSON files, whose entries look like::
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 import numpy as np
+
+from clarity.utils.json_files import read_json_object
 
 DEFAULT_CLARITY_AUDIOGRAM_FREQUENCIES: Final = np.array(
     [250, 500, 1000, 2000, 3000, 4000, 6000, 8000]
@@ -168,12 +169,7 @@ class Listener:
             ValueError: when the file is not a JSON object of listener entries.
         """
         path = Path(filename)
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: not valid JSON ({error})") from error
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}: expected a JSON object keyed by listener id")
+        raw = read_json_object(path, "listeners")
         listeners = {}
         for listener_id, entry in raw.items():
             if not isinstance(entry, dict):
