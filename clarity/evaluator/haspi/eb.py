@@ -484,6 +484,16 @@ def bandwidth_adjust(
     Minimum bandwidth below 50 dB SPL, maximum above 100 dB SPL, linear in dB between.
     """
     rms = np.sqrt(np.mean(np.asarray(control) ** 2, axis=-1))
+    return _bandwidth_from_rms(rms, bandwidth_min, bandwidth_max, level1)
+
+
+def _bandwidth_from_rms(
+    rms: float | np.ndarray,
+    bandwidth_min: float | np.ndarray,
+    bandwidth_max: float | np.ndarray,
+    level1: float,
+) -> float | np.ndarray:
+    """:func:`bandwidth_adjust` from the control envelope's RMS (scalar or array)."""
     with np.errstate(divide="ignore"):
         level_db = 20 * np.log10(rms) + level1
     fraction = np.clip((level_db - 50) / 50, 0.0, 1.0)
@@ -506,16 +516,36 @@ def bandwidth_adjust(
 
 @njit(cache=True, nogil=True)
 def _lowpass_gain_apply(gain, b0, b1, a1, envelope, basilar_membrane):
-    """First-order low-pass of ``gain`` rows, multiplied into both signals in place."""
+    """First-order low-pass of ``gain`` rows, multiplied into both signals in place.
+
+    Rows go in pairs through one time loop: the two recursions are independent, so
+    their latency overlaps (same operations per row, same numbers).
+    """
     n_bands, npts = gain.shape
-    for band in range(n_bands):
+    for first in range(0, n_bands - 1, 2):
+        second = first + 1
+        z0 = 0.0
+        z1 = 0.0
+        for t in range(npts):
+            x0 = gain[first, t]
+            x1 = gain[second, t]
+            y0 = b0 * x0 + z0
+            y1 = b0 * x1 + z1
+            z0 = b1 * x0 - a1 * y0
+            z1 = b1 * x1 - a1 * y1
+            envelope[first, t] *= y0
+            envelope[second, t] *= y1
+            basilar_membrane[first, t] *= y0
+            basilar_membrane[second, t] *= y1
+    if n_bands % 2:
+        last = n_bands - 1
         z = 0.0
         for t in range(npts):
-            x = gain[band, t]
+            x = gain[last, t]
             y = b0 * x + z
             z = b1 * x - a1 * y
-            envelope[band, t] *= y
-            basilar_membrane[band, t] *= y
+            envelope[last, t] *= y
+            basilar_membrane[last, t] *= y
 
 
 @njit(cache=True, nogil=True)
@@ -965,8 +995,9 @@ def _ear_band(
         control,
         None,
     )
+    control_rms = np.sqrt(np.mean(control**2, axis=1))
     bandwidth = [
-        bandwidth_adjust(control[row], params.bw_min[row, band], bw_control, level1)
+        _bandwidth_from_rms(control_rms[row], params.bw_min[row, band], bw_control, level1)
         for row in range(2)
     ]
     outputs.bandwidth[:, band] = bandwidth
@@ -974,7 +1005,7 @@ def _ear_band(
         signals[0], signals[1], *bandwidth, sample_rate, params.cf[band], envelope, motion
     )
     outputs.average[:, band] = np.sqrt(np.mean(envelope**2, axis=1))
-    outputs.control_average[:, band] = np.sqrt(np.mean(control**2, axis=1))
+    outputs.control_average[:, band] = control_rms
     _compress_in_place(
         control,
         params.attn_ohc[:, band],
