@@ -31,6 +31,20 @@ def test_values_and_state_equal_numpy_legacy(seed, size, cached_before):
     _assert_same_state(expected_state, np.random.get_state())
 
 
+@pytest.mark.parametrize("position", [0, 1, 311, 622, 623, 624])
+def test_uniforms_straddling_a_state_block(position):
+    """A position inside the block (odd after 32-bit draws) puts doubles across a twist."""
+    np.random.seed(21)
+    bit_generator, key, _, _, _ = np.random.get_state()
+    start = (bit_generator, key, position, 0, 0.0)
+    np.random.set_state(start)
+    expected = np.random.standard_normal(1500)
+    expected_state = np.random.get_state()
+    np.random.set_state(start)
+    np.testing.assert_array_equal(standard_normal(1500), expected)
+    _assert_same_state(expected_state, np.random.get_state())
+
+
 def test_successive_draws_continue_the_legacy_sequence():
     sizes = [3, (2, 5), 1, 40_000, 9]
     np.random.seed(3)

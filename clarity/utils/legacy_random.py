@@ -4,7 +4,7 @@ Why this exists: the official HAAQI/HASQI code adds threshold noise drawn from N
 legacy global generator (``np.random.standard_normal``), so reproducing the official
 scores requires exactly the same draws, in the same order, leaving the generator in the
 same state. The legacy sampler is a scalar loop (about 25 ns per value); this module
-computes the same numbers vectorised.
+computes the same numbers in compiled loops (about 9 ns per value).
 
 The legacy sampler is the polar method of Marsaglia & Bray (1964), "A convenient method
 for generating normal variables", SIAM Review 6(3):260-264: take two uniforms ``u1, u2``
@@ -13,10 +13,12 @@ from the MT19937 stream (the doubles of ``random_sample``), set ``x1 = 2 u1 - 1`
 ``r2 == 0``; otherwise ``f = sqrt(-2 log(r2) / r2)`` gives ``f x2`` now and ``f x1``
 on the next call (kept in the state as the cached Gaussian, ``has_gauss``).
 
-Here the uniforms are drawn in blocks with ``random_sample`` and transformed in a
-compiled loop; the generator is then set to exactly the state the scalar loop would
-leave: the stream advanced by the uniforms it would have consumed, and the cached
-Gaussian set when an odd number of values was taken from the last pair.
+Here the MT19937 stream (Matsumoto & Nishimura 1998, ACM TOMACS 8(1):3-30) is
+continued from the generator's state (key and position) in compiled code, in blocks
+of uniforms that stay in cache and go straight to the polar transform; the generator
+is then set to exactly the state the scalar loop would leave: the key and position
+after the last pair used, and the cached Gaussian when an odd number of values was
+taken from the last pair.
 """
 
 from __future__ import annotations
@@ -26,38 +28,104 @@ import math
 import numpy as np
 from numba import njit
 
-_BLOCK_PAIRS = 1 << 16  # uniform pairs drawn at once (1 MiB of doubles, cache friendly)
+_STATE_WORDS, _SHIFT_WORDS = 624, 397  # MT19937 state size and middle offset
+_BLOCK_PAIRS = 1024  # uniform pairs made at once (16 KiB, stays in L1 cache)
 
 
-@njit(cache=True)
-def _polar_fill(uniforms, out, filled):
-    """Polar transform of ``uniforms (2 * pairs,)`` into ``out[filled:]`` until full.
+@njit(cache=True, nogil=True)
+def _twist(key):
+    """Next block of 624 MT19937 state words, in place (``key`` uint32)."""
+    upper, lower = np.uint32(0x80000000), np.uint32(0x7FFFFFFF)
+    matrix, one = np.uint32(0x9908B0DF), np.uint32(1)
+    # words 0..226 take old words 397..623; words 227..622 take words 0..395 renewed above
+    for i in range(_STATE_WORDS - _SHIFT_WORDS):
+        y = (key[i] & upper) | (key[i + 1] & lower)
+        key[i] = key[i + _SHIFT_WORDS] ^ (y >> one) ^ (matrix * (y & one))
+    for i in range(_STATE_WORDS - _SHIFT_WORDS, _STATE_WORDS - 1):
+        y = (key[i] & upper) | (key[i + 1] & lower)
+        key[i] = key[i + _SHIFT_WORDS - _STATE_WORDS] ^ (y >> one) ^ (matrix * (y & one))
+    y = (key[_STATE_WORDS - 1] & upper) | (key[0] & lower)
+    key[_STATE_WORDS - 1] = key[_SHIFT_WORDS - 1] ^ (y >> one) ^ (matrix * (y & one))
 
-    Uses ``math.log``/``math.sqrt`` (the C library's, as the legacy sampler does; NumPy's
-    vectorised ``np.log`` can differ in the last bit).
+
+@njit(cache=True, nogil=True)
+def _temper(key, words):
+    """MT19937 outputs ``words (624,)`` of the state block ``key`` (uint32)."""
+    for i in range(_STATE_WORDS):
+        y = key[i]
+        y ^= y >> np.uint32(11)
+        y ^= (y << np.uint32(7)) & np.uint32(0x9D2C5680)
+        y ^= (y << np.uint32(15)) & np.uint32(0xEFC60000)
+        y ^= y >> np.uint32(18)
+        words[i] = y
+
+
+@njit(cache=True, nogil=True)
+def _uniforms(key, words, pos, uniforms):
+    """Fill ``uniforms`` with legacy 53-bit doubles; returns the new position.
+
+    Each double is ``(a >> 5, b >> 6)`` of two consecutive 32-bit MT19937 outputs;
+    ``words`` holds the tempered outputs of the state block ``key``, both advanced
+    in place when a block is used up.
+    """
+    for k in range(uniforms.shape[0]):
+        if pos >= _STATE_WORDS:
+            _twist(key)
+            _temper(key, words)
+            pos = 0
+        high = words[pos] >> np.uint32(5)
+        pos += 1
+        if pos >= _STATE_WORDS:
+            _twist(key)
+            _temper(key, words)
+            pos = 0
+        low = words[pos] >> np.uint32(6)
+        pos += 1
+        uniforms[k] = (high * 67108864.0 + low) / 9007199254740992.0
+    return pos
+
+
+@njit(cache=True, nogil=True)
+def _polar_fill(key, pos, out, filled):
+    """Fill ``out[filled:]`` with legacy Gaussians from the MT19937 state ``(key, pos)``.
+
+    ``key (624,)`` uint32 is advanced in place to the state the scalar sampler would
+    leave. Uniforms are made in small blocks; the last block is made again from a
+    saved state, up to the pairs actually used. ``math.log``/``math.sqrt`` are the C
+    library's, as in the legacy sampler (NumPy's vectorised ``np.log`` can differ in
+    the last bit).
 
     Returns:
-        ``(filled, pairs_used, cached, has_cached)``: the new fill count, the uniform
-        pairs consumed, and the second value of the last pair when it did not fit.
+        ``(pos, cached, has_cached)``: the new position in the state block, and the
+        second value of the last pair when it did not fit.
     """
     total = out.shape[0]
-    pairs = uniforms.shape[0] // 2
-    for pair in range(pairs):
-        if filled >= total:
-            return filled, pair, 0.0, False
-        x1 = 2.0 * uniforms[2 * pair] - 1.0
-        x2 = 2.0 * uniforms[2 * pair + 1] - 1.0
-        r2 = x1 * x1 + x2 * x2
-        if r2 >= 1.0 or r2 == 0.0:
-            continue
-        f = math.sqrt(-2.0 * math.log(r2) / r2)
-        out[filled] = f * x2
-        filled += 1
-        if filled == total:
-            return filled, pair + 1, f * x1, True
-        out[filled] = f * x1
-        filled += 1
-    return filled, pairs, 0.0, False
+    words = np.empty(_STATE_WORDS, dtype=np.uint32)
+    _temper(key, words)
+    uniforms = np.empty(2 * _BLOCK_PAIRS)
+    saved_key = np.empty_like(key)
+    while True:
+        saved_key[:] = key
+        saved_pos = pos
+        pos = _uniforms(key, words, pos, uniforms)
+        for pair in range(_BLOCK_PAIRS):
+            x1 = 2.0 * uniforms[2 * pair] - 1.0
+            x2 = 2.0 * uniforms[2 * pair + 1] - 1.0
+            r2 = x1 * x1 + x2 * x2
+            if r2 >= 1.0 or r2 == 0.0:
+                continue
+            f = math.sqrt(-2.0 * math.log(r2) / r2)
+            out[filled] = f * x2
+            filled += 1
+            cached, has_cached = f * x1, filled == total
+            if not has_cached:
+                out[filled] = f * x1
+                filled += 1
+            if filled == total:
+                key[:] = saved_key
+                _temper(key, words)
+                pos = _uniforms(key, words, saved_pos, uniforms[: 2 * (pair + 1)])
+                return pos, cached, has_cached
 
 
 def standard_normal(
@@ -93,22 +161,14 @@ def standard_normal(
     total = flat.size
     if total == 0:
         return out
-    bit_generator, _, _, has_gauss, gauss = state.get_state()
+    bit_generator, key, pos, has_gauss, gauss = state.get_state()
     filled = 0
     if has_gauss:
         flat[0] = gauss
         filled = 1
     cached, has_cached = 0.0, False
-    while filled < total:
-        missing_pairs = (total - filled + 1) // 2
-        # enough pairs on average (acceptance pi/4), capped to keep the block in cache
-        pairs = min(_BLOCK_PAIRS, int(missing_pairs / (np.pi / 4)) + 16)
-        before = state.get_state()
-        uniforms = state.random_sample(2 * pairs)
-        filled, used, cached, has_cached = _polar_fill(uniforms, flat, filled)
-        if used < pairs:  # rewind: consume only what the scalar loop would have used
-            state.set_state(before)
-            state.random_sample(2 * used)
-    _, key, pos, _, _ = state.get_state()
+    if filled < total:
+        key = np.array(key, dtype=np.uint32)
+        pos, cached, has_cached = _polar_fill(key, int(pos), flat, filled)
     state.set_state((bit_generator, key, pos, int(has_cached), cached if has_cached else 0.0))
     return out
