@@ -153,7 +153,7 @@ class MultibandCompressor:
         n_channels, n_samples = signal.shape
         bands = self.crossover(signal, axis=-1)
         rows = bands.reshape(self.num_compressors * n_channels, n_samples)
-        compressed, _ = compress_rows(
+        compressed = compress_rows(
             rows,
             *(
                 self._band_parameters(name, n_channels)
@@ -166,6 +166,7 @@ class MultibandCompressor:
                     "makeup_gain",
                 )
             ),
+            out=rows,
         )
         compressed = compressed.reshape(bands.shape)
         output = compressed.sum(axis=0)
