@@ -99,6 +99,16 @@ def test_bad_arguments_raise_value_error(model, monkeypatch):
     assert resolve_device(None) == torch.device("cpu")
 
 
+def test_bare_cuda_resolves_to_the_index_models_are_moved_to(monkeypatch):
+    """model.to("cuda") puts parameters on "cuda:0"; separate_sources compares with that."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert resolve_device("cuda") == torch.device("cuda:0")
+    assert resolve_device(None, default="cuda") == torch.device("cuda:0")
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    assert resolve_device("cpu") == torch.device("cpu")
+
+
 class CountingModel(ConvTasNetStereo):
     """Counts fused inference calls (one per chunk)."""
 

@@ -68,13 +68,21 @@ def chunk_schedule(length: int, sample_rate: int, segment: float, overlap: float
 def resolve_device(
     device: torch.device | str | None, default: torch.device | str = "cpu"
 ) -> torch.device:
-    """``device`` as a ``torch.device`` (``default`` when None); CUDA must be available."""
+    """``device`` as a ``torch.device`` (``default`` when None); CUDA must be available.
+
+    A bare "cuda" gets the current CUDA index ("cuda:0"), the device that ``model.to("cuda")``
+    puts parameters on, so the result compares equal to a model's or tensor's device.
+    """
     resolved = torch.device(default if device is None else device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
+    if resolved.type != "cuda":
+        return resolved
+    if not torch.cuda.is_available():
         raise ValueError(
             f"device={str(device)!r} was requested but CUDA is not available "
             "(torch.cuda.is_available() is False); use device='cpu'"
         )
+    if resolved.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
     return resolved
 
 
