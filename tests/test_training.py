@@ -206,20 +206,36 @@ def test_training_options_are_validated(tmp_path):
 
 def test_sdr_tracks_the_noise_level_and_skips_silent_windows():
     rng = np.random.default_rng(0)
-    reference = rng.normal(size=(2, 3 * SAMPLE_RATE))
+    reference = rng.normal(size=(2, 2, 3 * SAMPLE_RATE))  # (sources, channels, samples)
     noise = rng.normal(size=reference.shape)
-    assert framewise_sdr(reference, reference + 0.1 * noise, SAMPLE_RATE) == pytest.approx(
-        20, abs=0.5
+    np.testing.assert_allclose(
+        framewise_sdr(reference, reference + 0.1 * noise, SAMPLE_RATE), 20, atol=0.5
     )
-    assert si_sdr(reference, reference + 0.1 * noise) == pytest.approx(20, abs=0.5)
-    assert framewise_sdr(reference, reference + noise, SAMPLE_RATE) == pytest.approx(0, abs=0.5)
+    assert si_sdr(reference[0], reference[0] + 0.1 * noise[0]) == pytest.approx(20, abs=0.5)
+    np.testing.assert_allclose(
+        framewise_sdr(reference, reference + noise, SAMPLE_RATE), 0, atol=0.5
+    )
+    # a window where one source is silent is skipped for every source, as in museval
     partly_silent = reference.copy()
-    partly_silent[:, :SAMPLE_RATE] = 0  # this window is skipped, not scored as -inf
+    partly_silent[0, :, :SAMPLE_RATE] = 0
     estimate = partly_silent + 0.1 * noise
-    assert framewise_sdr(partly_silent, estimate, SAMPLE_RATE) == pytest.approx(20, abs=0.5)
-    assert np.isnan(framewise_sdr(np.zeros((2, 100)), np.ones((2, 100)), SAMPLE_RATE))
-    with pytest.raises(ValueError, match=r"\(channels, samples\)"):
-        framewise_sdr(reference, reference[:1], SAMPLE_RATE)
+    estimate[1, :, :SAMPLE_RATE] = 0.5 * rng.normal(size=(2, SAMPLE_RATE))  # ~-1 dB if scored
+    np.testing.assert_allclose(framewise_sdr(partly_silent, estimate, SAMPLE_RATE), 20, atol=0.5)
+    assert np.isnan(framewise_sdr(np.zeros((1, 2, 100)), np.ones((1, 2, 100)), SAMPLE_RATE)).all()
+    with pytest.raises(ValueError, match=r"\(sources, channels, samples\)"):
+        framewise_sdr(reference, reference[:, :1], SAMPLE_RATE)
+
+
+def test_sdr_is_the_images_sdr_of_bsseval_v4_without_distortion_filtering():
+    """museval v4 (images) scores a scaled or delayed copy of the reference by its error energy:
+    10 log10(|s|^2 / |s_hat - s|^2); a distortion-filtered SDR would call both near perfect."""
+    reference = np.random.default_rng(1).normal(size=(2, 2, 2 * SAMPLE_RATE))
+    np.testing.assert_allclose(
+        framewise_sdr(reference, 0.5 * reference, SAMPLE_RATE), 10 * np.log10(4), rtol=1e-12
+    )
+    delayed = np.roll(reference, 1, axis=-1)  # white noise one sample late: error = 2 |s|^2
+    np.testing.assert_allclose(framewise_sdr(reference, delayed, SAMPLE_RATE), -3.01, atol=0.1)
+    assert framewise_sdr(reference, reference, SAMPLE_RATE).tolist() == [100.0, 100.0]
 
 
 def test_train_and_eval_command_lines(dataset_root, tmp_path):
