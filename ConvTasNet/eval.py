@@ -13,7 +13,6 @@ enhancement recipe, and writes ``<exp_dir>/<out_dir>/results.csv`` plus example 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from clarity.separation.convtasnet import ConvTasNetStereo
 from clarity.separation.dataset import RebalanceMusicDataset
 from clarity.separation.evaluation import evaluate_model
 from clarity.separation.inference import resolve_device
+from clarity.utils.json_files import read_json_object
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,10 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = build_parser().parse_args()
-    config_path = args.exp_dir / "train_config.json"
-    if not config_path.is_file():
-        raise ValueError(f"{config_path} not found: is --exp_dir a training experiment?")
-    train_config = json.loads(config_path.read_text(encoding="utf-8"))
+    train_config = read_json_object(args.exp_dir / "train_config.json", "training config")
     causality = "causal" if train_config["causal"] else "noncausal"
     model_dir = args.model_dir or args.exp_dir / checkpoint_name(train_config["target"], causality)
     device = resolve_device(args.device)

@@ -186,6 +186,10 @@ def test_train_exports_the_best_model_and_resumes(dataset_root, tmp_path):
     with pytest.raises(ValueError, match=r"changed model options \['H'\]"):
         train(training_config(dataset_root, exp_dir, epochs=4, H=24), progress=False)
 
+    (exp_dir / "train_config.json").write_text("{truncated", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"training config file .*train_config\.json"):
+        train(training_config(dataset_root, exp_dir, epochs=4), progress=False)
+
 
 def test_time_budget_stops_training_and_causal_export_name(dataset_root, tmp_path):
     config = training_config(dataset_root, tmp_path / "exp", epochs=50, causal=True,

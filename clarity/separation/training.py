@@ -31,6 +31,7 @@ from clarity.separation.convtasnet import ConvTasNetConfig, ConvTasNetStereo
 from clarity.separation.dataset import RebalanceMusicDataset
 from clarity.separation.inference import resolve_device
 from clarity.utils.flac_encoder import write_atomically
+from clarity.utils.json_files import read_json_object
 
 logger = logging.getLogger(__name__)
 
@@ -239,7 +240,7 @@ def _check_or_write_config(config: TrainingConfig) -> None:
     path = config.exp_dir / "train_config.json"
     current = config.to_json()
     if path.is_file():
-        previous = json.loads(path.read_text(encoding="utf-8"))
+        previous = read_json_object(path, "training config")
         model_fields = ("target", "causal", "n_src", "norm_type", *"NLBHPXR", "sample_rate")
         changed = [k for k in model_fields if previous.get(k) != current[k]]
         if changed and (config.exp_dir / "checkpoints" / STATE_FILE).is_file():
