@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from scipy.ndimage import uniform_filter1d
 from scipy.signal import find_peaks, welch
 
 from clarity.cad2.metadata import load_recipe_metadata, split_of_scene
@@ -23,7 +24,7 @@ from clarity.demo.listeners import (
     severity,
     standard_audiogram,
 )
-from clarity.demo.render import render_voice
+from clarity.demo.render import RENDERING_VERSION, render_voice
 from clarity.demo.run_demo import SYSTEMS, demo_paths, summary_table
 from clarity.demo.scenes import draw_gains
 from clarity.demo.songs import plan_songs
@@ -88,7 +89,20 @@ def test_another_seed_in_the_same_root_renders_again(tmp_path):
     first = audio_digest(root)
     assert make_dataset(root, "tiny", seed=3, log=lambda line: None).rendered > 0
     assert audio_digest(root) != first
-    assert json.loads((root / "demo_dataset.json").read_text()) == {"size": "tiny", "seed": 3}
+    assert json.loads((root / "demo_dataset.json").read_text()) == {
+        "size": "tiny",
+        "seed": 3,
+        "rendering": RENDERING_VERSION,
+    }
+
+
+def test_audio_of_an_older_renderer_is_rendered_again(tmp_path):
+    root = tmp_path / "cad2"
+    make_dataset(root, "tiny", seed=0, log=lambda line: None)
+    marker = root / "demo_dataset.json"
+    marker.write_text(json.dumps({"size": "tiny", "seed": 0}))  # as rendering version 1 wrote it
+    assert make_dataset(root, "tiny", seed=0, log=lambda line: None).rendered > 0
+    assert json.loads(marker.read_text())["rendering"] == RENDERING_VERSION
 
 
 @pytest.mark.parametrize("split", SPLITS)
@@ -161,10 +175,12 @@ def test_audio_is_music_not_silence_or_noise(tiny_root):
     assert pitch_deviation(noise, 44100)[0] > 0.15
 
 
-def test_rendered_voice_plays_its_notes():
+@pytest.mark.parametrize("instrument", ["Flute", "Viola"])
+def test_rendered_voice_plays_its_notes(instrument):
     notes = np.array([[0.0, 0.9, 69.0, 90.0], [1.0, 0.9, 76.0, 90.0]])  # A4 then E5
-    audio = render_voice(notes, "Flute", 2.0)
+    audio = render_voice(notes, instrument, 2.0)
     assert audio.shape == (88200,)
+    assert audio.dtype == np.float32
     first, second = audio[2205:39690], audio[46305:83790]
     for part, expected in ((first, 440.0), (second, 659.26)):
         frequencies, power = welch(part, 44100, nperseg=8192)
@@ -175,6 +191,35 @@ def test_rendered_voice_plays_its_notes():
             < 0.2
         )
         assert round(12 * np.log2(strongest / expected)) in (0, 12, 19, 24)
+    assert np.sqrt(np.mean(audio[88200 // 2 - 2000 : 88200 // 2] ** 2)) > 0  # still sounding
+
+
+def _resonance_shift(audio: np.ndarray, reference: np.ndarray) -> float:
+    """Semitones by which the smoothed spectral envelope of ``audio`` sits above that of
+    ``reference`` (negative: lower), searched within an octave in quarter tones."""
+
+    def envelope(signal: np.ndarray) -> np.ndarray:
+        frequencies, power = welch(signal, 44100, nperseg=4096)
+        grid = 200 * 2 ** (np.arange(5 * 48) / 48)  # 200 Hz .. 6.4 kHz, 48 points per octave
+        return uniform_filter1d(np.interp(grid, frequencies, 10 * np.log10(power + 1e-20)), 16)
+
+    audio_envelope, reference_envelope = envelope(audio), envelope(reference)
+    middle = slice(60, len(reference_envelope) - 60)
+
+    def match(shift: int) -> float:
+        moved = audio_envelope[60 + shift : len(audio_envelope) - 60 + shift]
+        return np.corrcoef(moved, reference_envelope[middle])[0, 1]
+
+    return max(range(-48, 49), key=match) / 4
+
+
+def test_viola_resonances_sit_below_the_violin():
+    # the soundfont's Viola preset plays the Violin samples (1.25 semitones apart here);
+    # the renderer scales the violin body down by a fourth
+    chromatic = np.array([[0.3 * k, 0.28, 62.0 + k, 90.0] for k in range(13)])  # D4 .. D5
+    violin = render_voice(chromatic, "Violin", 4.0)
+    assert _resonance_shift(violin, violin) == 0
+    assert _resonance_shift(render_voice(chromatic, "Viola", 4.0), violin) <= -3
 
 
 def test_bad_inputs_name_what_was_expected():

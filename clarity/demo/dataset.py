@@ -14,8 +14,8 @@ Layout under ``root`` (``demo_data/cad2`` by default)::
 Every song is rendered from its own random stream (seeded by the dataset seed and the song name), so
 a song is the same whether it is written alone or with the others. Writing is idempotent: audio
 files that exist with the planned length are kept (unless ``demo_dataset.json`` says they were
-rendered with another size or seed), metadata files are only rewritten when their content changes,
-and every file is written atomically.
+rendered with another size, seed or version of the renderer), metadata files are only rewritten
+when their content changes, and every file is written atomically.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import soundfile as sf
 
 from clarity.demo.listeners import compressor_params, make_listeners
 from clarity.demo.mixing import place_source, room_response, set_level
-from clarity.demo.render import fit_to_range, render_voice
+from clarity.demo.render import RENDERING_VERSION, fit_to_range, render_voice
 from clarity.demo.scenes import make_scenes
 from clarity.demo.scores import choose_start, excerpt, humanise, load_score
 from clarity.demo.songs import Size, SongPlan, plan_songs
@@ -60,7 +60,7 @@ LISTENER_SHAPES: dict[Size, dict[str, tuple[str, ...]]] = {
 SCENES_PER_SONG = {"small": {"train": 2, "valid": 2}, "tiny": {"train": 1, "valid": 1}}
 LISTENERS_PER_SCENE = {"small": {"train": 2, "valid": 1}, "tiny": {"train": 1, "valid": 1}}
 FIRST_LISTENER_NUMBER = {"train": 1, "valid": 5001}
-MARKER_FILE = "demo_dataset.json"  # {"size", "seed"} the audio under root was rendered with
+MARKER_FILE = "demo_dataset.json"  # {"size", "seed", "rendering"} of the audio under root
 
 
 @dataclass(frozen=True)
@@ -223,8 +223,8 @@ def make_dataset(
     audio_dir, metadata_dir = root / "audio", root / "metadata"
     plans = plan_songs(size)
     marker = root / MARKER_FILE
-    wanted = {"size": size, "seed": seed}
-    # audio rendered with another seed (or size) under this root is not reused
+    wanted = {"size": size, "seed": seed, "rendering": RENDERING_VERSION}
+    # audio rendered with another seed, size or renderer under this root is not reused
     force = marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) != wanted
     rendered = kept = 0
     for plan in plans:

@@ -10,11 +10,11 @@ wall-clock budget each, and exported in the published checkpoint layout to
 The demo model is small so that it learns something in a minute or two on two CPU cores:
 ``N=64`` encoder filters of ``L=20`` samples, ``B=64`` bottleneck and ``H=128`` hidden channels,
 ``P=3`` kernels, ``X=6`` blocks per repeat (dilations 1 to 32) and ``R=2`` repeats: a receptive
-field of 253 frames (57 ms at 44.1 kHz) and about 0.2 M parameters, against 8.6 M for the
+field of 253 frames (57 ms at 44.1 kHz) and about 0.2 M parameters, against 6.6 M for the
 published models (N=256, B=256, H=512, X=8, R=3).
 
 ``<models_dir>/demo_models.json`` records how each model was trained; a model with an entry for
-the same dataset size, seed and budget is reused rather than trained again.
+the same dataset size, seed, rendering version and budget is reused rather than trained again.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from clarity.cad2.metadata import load_music
+from clarity.demo.render import RENDERING_VERSION
 from clarity.separation.checkpoints import checkpoint_name
 from clarity.separation.convtasnet import CONFIG_FILE, WEIGHTS_FILE, ConvTasNetStereo
 from clarity.separation.training import TrainingConfig, train
@@ -114,7 +115,7 @@ def train_demo_models(
     models_dir = Path(models_dir)
     manifest_path = models_dir / MANIFEST_FILE
     manifest = _read_manifest(manifest_path)
-    wanted = {"size": size, "seed": seed, **asdict(options)}
+    wanted = {"size": size, "seed": seed, "rendering": RENDERING_VERSION, **asdict(options)}
     trained = []
     for instrument in validation_instruments(root):
         folder = models_dir / checkpoint_name(instrument, CAUSALITY)
