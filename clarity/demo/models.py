@@ -11,7 +11,9 @@ The demo model is small so that it learns something in a minute or two on two CP
 ``N=64`` encoder filters of ``L=20`` samples, ``B=64`` bottleneck and ``H=128`` hidden channels,
 ``P=3`` kernels, ``X=6`` blocks per repeat (dilations 1 to 32) and ``R=2`` repeats: a receptive
 field of 253 frames (57 ms at 44.1 kHz) and about 0.2 M parameters, against 6.6 M for the
-published models (N=256, B=256, H=512, X=8, R=3).
+published models (N=256, B=256, H=512, X=8, R=3). Its normalisation is channel-wise (cLN, each
+frame on its own) rather than global (gLN): the models train on 0.5 s segments but separate
+10 s chunks, and gLN statistics over so different lengths would not agree.
 
 ``<models_dir>/demo_models.json`` records how each model was trained; a model with an entry for
 the same dataset size, seed, rendering version and budget is reused rather than trained again.
@@ -54,6 +56,7 @@ class DemoTraining:
     P: int = 3
     X: int = 6
     R: int = 2
+    norm_type: str = "cLN"
 
 
 DEMO_TRAINING = {
@@ -129,7 +132,8 @@ def train_demo_models(
         config = TrainingConfig(
             exp_dir=exp_dir, root=Path(root), target=instrument, segment=options.segment,
             samples_per_track=options.samples_per_track, causal=False, N=options.N, L=options.L,
-            B=options.B, H=options.H, P=options.P, X=options.X, R=options.R, epochs=10_000,
+            B=options.B, H=options.H, P=options.P, X=options.X, R=options.R,
+            norm_type=options.norm_type, epochs=10_000,
             batch_size=options.batch_size, lr=options.lr, early_stop=False, num_workers=0,
             max_minutes=options.minutes, seed=seed,
         )  # fmt: skip
