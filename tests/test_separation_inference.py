@@ -185,6 +185,25 @@ def test_missing_checkpoints_are_all_listed_before_loading(tmp_path, monkeypatch
     assert loads == []  # nothing was loaded
 
 
+@pytest.mark.parametrize("force", [False, True])
+def test_hub_ids_and_force_download_reach_from_pretrained(monkeypatch, force):
+    calls = []
+
+    def fake_from_pretrained(source, **options):
+        calls.append((source, options))
+        return source
+
+    monkeypatch.setattr(
+        checkpoints_module.ConvTasNetStereo, "from_pretrained", fake_from_pretrained
+    )
+    load_separation_models("causal", None, ["Oboe", "Sax"], force_download=force)
+    assert [source for source, _ in calls] == [
+        "cadenzachallenge/ConvTasNet_Oboe_Causal",
+        "cadenzachallenge/ConvTasNet_Sax_Causal",
+    ]
+    assert all(options["force_download"] is force for _, options in calls)
+
+
 def test_load_separation_models_from_a_local_folder(tmp_path):
     write_checkpoints(tmp_path, ["Cello", "Violin"], causality="causal")
     models = load_separation_models("causal", tmp_path, ["Violin", "Cello", "Violin"])

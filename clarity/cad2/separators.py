@@ -112,7 +112,8 @@ def build_separator(separator_config: Mapping[str, Any], music_dir: Path, sample
 
     Args:
         separator_config: keys `type`, `causality`, `checkpoint_dir` (None: hub ids),
-            `device`, `add_residual`, `separation.segment`, `separation.overlap`.
+            `force_redownload` (hub ids only), `device`, `add_residual`,
+            `separation.segment`, `separation.overlap`.
         music_dir: folder of the song tracks (for `oracle`).
         sample_rate: input sample rate in Hz.
         instruments: model instruments the songs to process need (for `convtasnet`).
@@ -135,6 +136,7 @@ def build_separator(separator_config: Mapping[str, Any], music_dir: Path, sample
         None if checkpoint_dir is None else Path(checkpoint_dir),
         instruments,
         device,
+        force_download=bool(separator_config.get("force_redownload", False)),
     )
     return ConvTasNetSeparator(
         models=models,

@@ -96,6 +96,7 @@ def load_separation_models(
     checkpoint_dir: str | Path | None = None,
     instruments: Sequence[str] = INSTRUMENTS,
     device: torch.device | str = "cpu",
+    force_download: bool = False,
 ) -> dict[str, ConvTasNetStereo]:
     """Load one Conv-TasNet per instrument, in eval mode on ``device``.
 
@@ -106,6 +107,8 @@ def load_separation_models(
             ``cadenzachallenge/ConvTasNet_<Instrument>_<Causal|NonCausal>``.
         instruments: which instruments to load (repeats are loaded once).
         device: torch device for the models.
+        force_download: download the hub repos again even when cached (the recipe's
+            ``separator.force_redownload``); local folders are always read as they are.
     """
     names = _check_instruments(instruments)
     _causality_suffix(causality)
@@ -114,10 +117,13 @@ def load_separation_models(
         sources = {
             k: str(v) for k, v in validate_checkpoint_dir(checkpoint_dir, causality, names).items()
         }
+        force_download = False
     else:
         sources = {name: f"{HUB_ORGANISATION}/{checkpoint_name(name, causality)}" for name in names}
     models = {}
     for instrument, source in sources.items():
         logger.info("Loading %s separation model from %s", instrument, source)
-        models[instrument] = ConvTasNetStereo.from_pretrained(source, device=device)
+        models[instrument] = ConvTasNetStereo.from_pretrained(
+            source, device=device, force_download=force_download
+        )
     return models
