@@ -1,8 +1,10 @@
 """Render one voice of a score on one instrument with a General MIDI soundfont.
 
 Rendering choice: the General MIDI soundfont ``TimGM6mb.sf2`` that ships inside the ``pretty_midi``
-package, played by TinySoundFont (the ``tinysoundfont`` package, a C sample player). Both are
-installed with the demo extras, need no download, and render a 30 s part in about 0.1 s.
+package, played by TinySoundFont (the ``tinysoundfont`` package, a C sample player). ``pretty_midi``
+comes with the demo extras; ``make setup`` installs ``tinysoundfont`` without its only dependency
+(pyaudio, for live playback, which needs the PortAudio headers to build). Neither needs a
+download, and a 30 s part renders in about 0.1 s.
 Sampled instruments give each stem the timbre of the real instrument (bowed-string and reed spectra,
 attacks, vibrato), which is what the separation models learn to tell apart; sine tones would not.
 Each voice is rendered on its own synthesiser, so every stem is the instrument alone and the mixture
