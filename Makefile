@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
+# where the CPU build of torch comes from; empty: pip's configured indexes and find-links
+TORCH_INDEX_URL ?=
 DEMO_ARGS ?=
 
 .PHONY: setup test lint demo
@@ -13,7 +15,7 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/activate
-	$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)"
+	$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)" $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	$(BIN)/pip install --quiet -e ".[demo,dev]"
 	# tinysoundfont renders the demo music; its only dependency (pyaudio, for live playback) is not needed
 	$(BIN)/pip install --quiet --no-deps "tinysoundfont==0.3.7"
@@ -24,8 +26,11 @@ setup: $(VENV)/.installed
 lint: setup
 	$(BIN)/ruff check .
 
+# pytest exits 5 when it collects no test: that is a failure here too, said in words
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; \
+	exit $$status
 
 demo: setup
 	$(BIN)/python -m clarity.demo.run_demo $(DEMO_ARGS)
