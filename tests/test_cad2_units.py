@@ -8,8 +8,10 @@ import json
 import numpy as np
 import pyloudnorm as pyln
 import pytest
+from omegaconf import OmegaConf
 
 from clarity.cad2.batching import scores_file_name, select_batch
+from clarity.cad2.experiment import SEPARATOR_FILE, claim_exp_folder
 from clarity.cad2.metadata import (
     load_compressor_params,
     load_music,
@@ -223,3 +225,38 @@ def test_train_scenes_follow_the_legacy_generator():
     assert listeners == {s: list(np.random.choice(["L1", "L2", "L3"], 2)) for s in scenes}
     with pytest.raises(ValueError, match="no gains for 3 sources"):
         generate_scenes(music, {"2": gains_meta["2"]}, 1, "seed")
+
+
+def test_default_experiment_folders_follow_the_official_layout():
+    folders = OmegaConf.create(
+        {
+            "baseline": "${cad2_exp_folder:convtasnet,causal}",
+            "oracle": "${cad2_exp_folder:oracle,noncausal}",
+            "passthrough": "${cad2_exp_folder:passthrough,causal}",
+        }
+    )
+    assert folders.baseline == "exp"  # exp/enhanced_signals/<split>/..., as the official recipe
+    assert folders.oracle == "exp/oracle_noncausal"
+    assert folders.passthrough == "exp/passthrough_causal"
+
+
+def test_an_experiment_folder_holds_one_separator(tmp_path):
+    def run(kind, causality="noncausal", checkpoints=None, overwrite=False):
+        return OmegaConf.create(
+            {
+                "path": {"exp_folder": str(tmp_path)},
+                "separator": {"type": kind, "causality": causality, "checkpoint_dir": checkpoints},
+                "overwrite": overwrite,
+            }
+        )
+
+    claim_exp_folder(run("convtasnet"))
+    recorded = json.loads((tmp_path / SEPARATOR_FILE).read_text())
+    assert recorded == {"type": "convtasnet", "causality": "noncausal", "checkpoint_dir": None}
+    claim_exp_folder(run("convtasnet"))  # the same separator resumes
+    for other in (run("oracle"), run("convtasnet", "causal"), run("convtasnet", checkpoints="m")):
+        with pytest.raises(ValueError, match=r"holds the outputs of separator .*overwrite=true"):
+            claim_exp_folder(other)
+    assert json.loads((tmp_path / SEPARATOR_FILE).read_text()) == recorded
+    claim_exp_folder(run("oracle", overwrite=True))  # redoing every pair takes the folder over
+    assert json.loads((tmp_path / SEPARATOR_FILE).read_text()) == {"type": "oracle"}

@@ -306,7 +306,7 @@ def test_summary_table_reports_each_system(tmp_path):
     paths = demo_paths("tiny", repository=tmp_path)
     for offset, system in enumerate(SYSTEMS):
         folder = paths.exp_folder(system)
-        folder.mkdir(parents=True)
+        folder.mkdir(parents=True, exist_ok=True)
         frame = scores_frame(0)
         frame["avg_haaqi"] = 0.1 * (offset + 1)
         frame.to_csv(folder / "scores.csv", index=False)

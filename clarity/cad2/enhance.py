@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from clarity.cad2.audio_io import read_segment
 from clarity.cad2.batching import select_batch
+from clarity.cad2.experiment import claim_exp_folder
 from clarity.cad2.metadata import (
     RecipeMetadata,
     load_recipe_metadata,
@@ -148,6 +149,7 @@ def run_enhance(config: DictConfig) -> RunSummary:
             )
 
     exp_folder = Path(config.path.exp_folder)
+    claim_exp_folder(config)
     logger.info("Enhancing %d pair(s) into %s", len(pairs), exp_folder / ENHANCED_FOLDER)
     state: dict = {}
 

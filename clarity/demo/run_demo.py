@@ -8,7 +8,7 @@ instrument of the validation split (``clarity.demo.models``), then run ``baselin
 passthrough, oracle and ConvTasNet separators, and print the mean HAAQI of each.
 
 The small (default) size uses the recipe's default paths (``demo_data/cad2``,
-``demo_data/models``, ``exp/<separator>_noncausal``), so ``python baseline/enhance.py`` and
+``demo_data/models``, ``exp`` and ``exp/<bound>_noncausal``), so ``python baseline/enhance.py`` and
 ``python baseline/evaluate.py`` run on it afterwards with no arguments. The tiny size (for CI)
 lives in ``demo_data/tiny/``. A rerun reuses the data, models, enhanced signals and scores that
 exist; what depends on songs rendered or models trained in this run is redone.
@@ -23,13 +23,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from clarity.cad2.experiment import default_exp_folder
 from clarity.cad2.scores import mean_scores
 from clarity.demo.dataset import make_dataset
 from clarity.demo.models import CAUSALITY, train_demo_models
 from clarity.demo.songs import SIZES
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-SYSTEMS = ("passthrough", "oracle", "convtasnet")  # bounds first: the ConvTasNet plot shows them
+BOUNDS = ("passthrough", "oracle")
+SYSTEMS = (*BOUNDS, "convtasnet")  # bounds first: every plot shows them
 SCORING_WORKERS = 2
 
 
@@ -39,22 +41,22 @@ class DemoPaths:
 
     root: Path
     models: Path
-    experiments: Path
+    workspace: Path  # the folder holding exp/
 
     def exp_folder(self, system: str) -> Path:
-        """``<experiments>/<system>_noncausal``, the recipe's default folder naming."""
-        return self.experiments / f"{system}_{CAUSALITY}"
+        """The recipe's default experiment folder of ``system`` (``exp`` for ConvTasNet,
+        ``exp/<system>_noncausal`` for the bounds), under ``workspace``."""
+        return self.workspace / default_exp_folder(system, CAUSALITY)
 
 
 def demo_paths(size: str, repository: Path = REPOSITORY) -> DemoPaths:
     """Paths of a demo size: the recipe's defaults for "small", ``demo_data/tiny/`` for "tiny"."""
     if size == "small":
         return DemoPaths(
-            repository / "demo_data" / "cad2", repository / "demo_data" / "models",
-            repository / "exp",
-        )  # fmt: skip
+            repository / "demo_data" / "cad2", repository / "demo_data" / "models", repository
+        )
     base = repository / "demo_data" / size
-    return DemoPaths(base / "cad2", base / "models", base / "exp")
+    return DemoPaths(base / "cad2", base / "models", base)
 
 
 def run_recipe(script: str, system: str, paths: DemoPaths, redo: bool) -> None:
@@ -76,7 +78,10 @@ def run_recipe(script: str, system: str, paths: DemoPaths, redo: bool) -> None:
         f"overwrite={'true' if redo else 'false'}",
     ]
     if script == "evaluate":
-        overrides.append(f"evaluate.num_workers={SCORING_WORKERS}")
+        overrides += [
+            f"evaluate.num_workers={SCORING_WORKERS}",
+            *(f"evaluate.plot_bounds.{bound}={paths.exp_folder(bound)}" for bound in BOUNDS),
+        ]
     subprocess.run([sys.executable, str(program), *overrides], cwd=REPOSITORY, check=True)
 
 
