@@ -41,12 +41,15 @@ SOURCE_NAMES = ("target", "accompaniment")
 MAX_DB = 100.0  # scores are clamped to +-100 dB (a perfect estimate has infinite SDR)
 
 
-def _as_pair(reference: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _as_pair(
+    reference: np.ndarray, estimate: np.ndarray, axes: tuple[str, ...] = ("channels", "samples")
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both as float64 arrays of one shape with the named ``axes``; ValueError otherwise."""
     reference = np.asarray(reference, dtype=np.float64)
     estimate = np.asarray(estimate, dtype=np.float64)
-    if reference.shape != estimate.shape or reference.ndim != 2:
+    if reference.shape != estimate.shape or reference.ndim != len(axes):
         raise ValueError(
-            "reference and estimate must both be (channels, samples), got "
+            f"reference and estimate must both be ({', '.join(axes)}), got "
             f"{reference.shape} and {estimate.shape}"
         )
     return reference, estimate
@@ -62,13 +65,7 @@ def framewise_sdr(
     remain); a signal shorter than one window is scored whole. Returns (sources,), each value
     clamped to +-``MAX_DB``.
     """
-    references = np.asarray(references, dtype=np.float64)
-    estimates = np.asarray(estimates, dtype=np.float64)
-    if references.shape != estimates.shape or references.ndim != 3:
-        raise ValueError(
-            "references and estimates must both be (sources, channels, samples), got "
-            f"{references.shape} and {estimates.shape}"
-        )
+    references, estimates = _as_pair(references, estimates, ("sources", "channels", "samples"))
     n_sources, n_channels, n_samples = references.shape
     frame = int(window * sample_rate)
     n_frames = n_samples // frame
