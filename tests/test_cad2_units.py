@@ -254,7 +254,13 @@ def test_an_experiment_folder_holds_one_separator(tmp_path):
     recorded = json.loads((tmp_path / SEPARATOR_FILE).read_text())
     assert recorded == {"type": "convtasnet", "causality": "noncausal", "checkpoint_dir": None}
     claim_exp_folder(run("convtasnet"))  # the same separator resumes
-    for other in (run("oracle"), run("convtasnet", "causal"), run("convtasnet", checkpoints="m")):
+    with pytest.raises(ValueError, match="holds the outputs of separator"):
+        claim_exp_folder(run("convtasnet", checkpoints=str(tmp_path / "models")))
+    claim_exp_folder(run("convtasnet", checkpoints=str(tmp_path / "models"), overwrite=True))
+    claim_exp_folder(run("convtasnet", checkpoints=str(tmp_path / "models")))
+    claim_exp_folder(run("convtasnet", checkpoints=str(tmp_path / "models" / ".." / "models")))
+    recorded = json.loads((tmp_path / SEPARATOR_FILE).read_text())
+    for other in (run("oracle"), run("convtasnet", "causal"), run("convtasnet", checkpoints=None)):
         with pytest.raises(ValueError, match=r"holds the outputs of separator .*overwrite=true"):
             claim_exp_folder(other)
     assert json.loads((tmp_path / SEPARATOR_FILE).read_text()) == recorded

@@ -36,12 +36,14 @@ def default_exp_folder(separator_type: str, causality: str) -> str:
 
 def separator_identity(config: DictConfig) -> dict[str, Any]:
     """The settings that decide what a separator outputs: its type and, for ConvTasNet, the
-    causality and the checkpoints."""
+    causality and the checkpoint folder (as an absolute path, however it was spelt)."""
     identity: dict[str, Any] = {"type": str(config.separator.type)}
     if identity["type"] == BASELINE_SEPARATOR:
         checkpoint_dir = config.separator.checkpoint_dir
         identity["causality"] = str(config.separator.causality)
-        identity["checkpoint_dir"] = None if checkpoint_dir is None else str(checkpoint_dir)
+        identity["checkpoint_dir"] = (
+            None if checkpoint_dir is None else str(Path(checkpoint_dir).expanduser().resolve())
+        )
     return identity
 
 
