@@ -117,7 +117,6 @@ def load_separation_models(
         sources = {
             k: str(v) for k, v in validate_checkpoint_dir(checkpoint_dir, causality, names).items()
         }
-        force_download = False
     else:
         sources = {name: f"{HUB_ORGANISATION}/{checkpoint_name(name, causality)}" for name in names}
     models = {}
