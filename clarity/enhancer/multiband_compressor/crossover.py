@@ -25,9 +25,9 @@ are therefore split in two:
   LP_k u_k = AP_k u_k - HP_k u_k).
 
 The second group moved the bands by <= 2e-11 of the signal amplitude (tests) compared with
-the official cascade. All filters of all bands run in one numba loop over the samples,
-generated for each crossover with the coefficients as constants, so the CPU overlaps their
-recursions.
+the official cascade. All filters of all bands run together as a wavefront, eight filters per
+vector instruction (see `wavefront.py`), in a loop compiled once per crossover and sample
+rate with the coefficients as constants.
 
 References:
     [1] Linkwitz, S. H. (1976). Active crossover networks for noncoincident drivers.
@@ -38,13 +38,14 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from numba import njit
 from scipy.signal import butter, tf2zpk, zpk2tf
 
+from clarity.enhancer.multiband_compressor import vector_ir
+from clarity.enhancer.multiband_compressor.sample_loop import SampleLoop, StepContext
+from clarity.enhancer.multiband_compressor.wavefront import Stage, Wavefront, emit_filter_step
 from clarity.utils.signal_processing import check_finite_signal, check_sample_rate
 
 LR_ORDER = 4  # Linkwitz-Riley order of the low- and high-pass filters
@@ -110,22 +111,10 @@ def check_crossover_frequencies(frequencies: np.ndarray, sample_rate: float) -> 
         )
 
 
+NO_PARAMETERS = np.zeros(8)  # the crossover loop has no parameters and no summed output
+NO_OUTPUT = np.zeros((1, 1))
 EXACT_ALLPASS_MAX_FREQUENCY = 0.05  # fraction of fs below which an all-pass stays exact
 EXACT_LINKWITZ_RILEY_MAX_FREQUENCY = 0.0075  # same for a low- or high-pass
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One direct-form II transposed filter of the network.
-
-    Attributes:
-        b, a: coefficients, a[0] == 1.
-        source: index of the stage whose output it filters, or -1 for the input signal.
-    """
-
-    b: tuple[float, ...]
-    a: tuple[float, ...]
-    source: int
 
 
 def butterworth_biquad(frequency: float, sample_rate: float, btype: str) -> tuple:
@@ -137,44 +126,16 @@ def butterworth_biquad(frequency: float, sample_rate: float, btype: str) -> tupl
     return tuple(float(v) for v in b), tuple(float(v) for v in a)
 
 
-def _stage_code(index: int, stage: Stage) -> list[str]:
-    """Source lines computing stage `index` for one sample as lfilter does."""
-    b, a = stage.b, stage.a
-    order = len(b) - 1
-    x = "x" if stage.source < 0 else f"y{stage.source}"
-    lines = [f"y{index} = z{index}_0 + {b[0]!r} * {x}"]
-    for i in range(order - 1):
-        lines.append(
-            f"z{index}_{i} = (z{index}_{i + 1} + {x} * {b[i + 1]!r}) - y{index} * {a[i + 1]!r}"
-        )
-    lines.append(f"z{index}_{order - 1} = {x} * {b[order]!r} - y{index} * {a[order]!r}")
-    return lines
-
-
 @lru_cache(maxsize=32)
-def compile_network(stages: tuple[Stage, ...], outputs: tuple[tuple[int, int], ...]):
-    """Compile a numba kernel running `stages` sample by sample.
+def crossover_loop(wavefront: Wavefront) -> SampleLoop:
+    """Compiled loop(signal, params, out, bands, row) writing the bands of one row."""
 
-    Args:
-        stages: filters in an order where each source comes before the stage.
-        outputs: per band, (stage, stage subtracted or -1).
+    def emit_step(context: StepContext) -> None:
+        bands = emit_filter_step(context, wavefront, 0)
+        for band, lag in enumerate(wavefront.band_lag):
+            context.store_band(band, lag, vector_ir.lane(context.builder, bands, band))
 
-    Returns:
-        kernel(rows (rows, samples), bands (bands, rows, samples)) filling `bands`.
-    """
-    body = ["for row in range(signal.shape[0]):"]
-    body += [f"    z{f}_{i} = 0.0" for f, st in enumerate(stages) for i in range(len(st.b) - 1)]
-    body.append("    for t in range(signal.shape[1]):")
-    body.append("        x = signal[row, t]")
-    for f, stage in enumerate(stages):
-        body += ["        " + line for line in _stage_code(f, stage)]
-    for band, (plus, minus) in enumerate(outputs):
-        value = f"y{plus}" if minus < 0 else f"y{plus} - y{minus}"
-        body.append(f"        bands[{band}, row, t] = {value}")
-    source = "def kernel(signal, bands):\n" + "\n".join("    " + line for line in body)
-    namespace: dict = {}
-    exec(compile(source, "<crossover network>", "exec"), namespace)
-    return njit(namespace["kernel"])
+    return SampleLoop([[emit_step]], max(wavefront.band_lag), wavefront.state_vectors)
 
 
 class Crossover:
@@ -206,7 +167,7 @@ class Crossover:
             parallel_sum(lp, hp) for lp, hp in zip(self.lowpass, self.highpass, strict=True)
         ]
 
-        self._stages, self._outputs = self._network()
+        self.wavefront = Wavefront.from_network(*self._network())
 
     @property
     def num_bands(self) -> int:
@@ -295,7 +256,9 @@ class Crossover:
         n_rows = int(np.prod(time_last.shape[:-1]))
         rows = np.ascontiguousarray(time_last.reshape(n_rows, time_last.shape[-1]))
         bands = np.empty((self.num_bands, n_rows, rows.shape[1]))
-        compile_network(self._stages, self._outputs)(rows, bands)
+        split = crossover_loop(self.wavefront)
+        for row in range(n_rows):
+            split(rows, NO_PARAMETERS, NO_OUTPUT, bands, row)
         bands = bands.reshape((self.num_bands, *time_last.shape))
         return np.moveaxis(bands, -1, axis if axis < 0 else axis + 1)
 

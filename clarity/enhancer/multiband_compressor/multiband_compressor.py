@@ -2,21 +2,37 @@
 
 The signal is split by a 4th-order Linkwitz-Riley crossover (see `crossover.py`), each band is
 compressed by its own feed-forward compressor (Giannoulis et al. 2012, see `compressor_qmul.py`)
-and the compressed bands are summed. All bands and channels are compressed in one vectorised
-call rather than one compressor object at a time.
+and the compressed bands are summed.
+
+All of it runs in one compiled loop over the samples of each channel (`sample_loop.py`), with
+no band-sized array: the crossover advances as a wavefront (`wavefront.py`) that yields, at each
+step, a vector whose lane k is band k (band k `band_lag[k]` samples behind the input); lane k of
+that vector goes through compressor k (`compressor_stages`) and into a small ring of vectors,
+from which the bands of one sample are summed, in band order as the official `sum(axis=0)`,
+once the most delayed band has reached it. The loop has two stages, crossover and levels, then
+gain computer, smoothing, gains and sum; where two CPUs are free they run as a two-thread
+pipeline.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
+from llvmlite import ir
 
+from clarity.enhancer.multiband_compressor import vector_ir
 from clarity.enhancer.multiband_compressor.compressor_qmul import (
+    PARAMETERS,
     Compressor,
-    compress_rows,
+    compressor_stages,
+    parameter_vectors,
 )
 from clarity.enhancer.multiband_compressor.crossover import Crossover
+from clarity.enhancer.multiband_compressor.sample_loop import SampleLoop, StepContext
+from clarity.enhancer.multiband_compressor.vector_ir import DOUBLE, INT64, LANES
+from clarity.enhancer.multiband_compressor.wavefront import Wavefront, emit_filter_step
 from clarity.utils.signal_processing import check_finite_signal, check_sample_rate
 
 # set_compressors parameters and the defaults used when compressors_params leaves one out
@@ -41,6 +57,48 @@ def per_band_values(name: str, value: float | Sequence[float] | np.ndarray, n_ba
             f" (len(crossover_frequencies) + 1), got {len(values)} (shape {np.shape(value)})"
         )
     return values
+
+
+NO_BANDS = np.zeros((1, 1, 1))  # passed when the compressed bands are not returned
+
+
+@lru_cache(maxsize=32)
+def multiband_loop(wavefront: Wavefront, return_bands: bool) -> SampleLoop:
+    """Compiled loop(signal, params, out, bands, row): crossover, compressors and sum of one
+    row into out[row]; also the compressed bands into bands[:, row] if `return_bands`."""
+    band_lag = wavefront.band_lag
+    delay = max(band_lag)
+    ring_size = 1 << (delay - min(band_lag)).bit_length()  # power of two > the lag spread
+
+    def crossover_bands(context: StepContext) -> ir.Value:
+        return emit_filter_step(context, wavefront, 0)
+
+    def store(context: StepContext, compressed: ir.Value) -> None:
+        builder = context.builder
+        if return_bands:
+            for band, lag in enumerate(band_lag):
+                context.store_band(band, lag, vector_ir.lane(builder, compressed, band))
+        mask = INT64(ring_size - 1)
+        slot = builder.gep(context.ring, [builder.and_(context.t, mask)])
+        builder.store(compressed, slot, align=8)
+        ring = builder.bitcast(context.ring, DOUBLE.as_pointer())
+        total = None
+        for band, lag in enumerate(band_lag):
+            step = builder.and_(builder.sub(context.t, INT64(delay - lag)), mask)
+            index = builder.add(builder.mul(step, INT64(LANES)), INT64(band))
+            value = builder.load(builder.gep(ring, [index]))
+            total = value if total is None else builder.fadd(total, value)
+        context.store(context.out, context.row, delay, total)
+
+    stages = compressor_stages(crossover_bands, store, wavefront.state_vectors, band_lag)
+    return SampleLoop(
+        stages,
+        delay,
+        wavefront.state_vectors + 1,
+        n_ring=ring_size,
+        n_params=len(PARAMETERS),
+        n_scratch=2,
+    )
 
 
 class MultibandCompressor:
@@ -125,10 +183,6 @@ class MultibandCompressor:
         self.threshold, self.ratio = values["threshold"], values["ratio"]
         self.makeup_gain, self.knee_width = values["makeup_gain"], values["knee_width"]
 
-    def _band_parameters(self, name: str, n_channels: int) -> np.ndarray:
-        """(bands * channels,) values of a compressor attribute, band-major like the rows."""
-        return np.repeat([getattr(c, name) for c in self.compressor], n_channels).astype(float)
-
     def __call__(
         self, signal: np.ndarray, return_bands: bool = False
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
@@ -151,27 +205,17 @@ class MultibandCompressor:
                 f"signal must be (samples,) or (channels, samples), got shape {signal.shape}"
             )
         n_channels, n_samples = signal.shape
-        bands = self.crossover(signal, axis=-1)
-        rows = bands.reshape(self.num_compressors * n_channels, n_samples)
-        compressed = compress_rows(
-            rows,
-            *(
-                self._band_parameters(name, n_channels)
-                for name in (
-                    "threshold",
-                    "ratio",
-                    "knee_width",
-                    "alpha_attack",
-                    "alpha_release",
-                    "makeup_gain",
-                )
-            ),
-            out=rows,
+        signal = np.ascontiguousarray(signal)
+        output = np.empty((n_channels, n_samples))
+        bands = (
+            np.empty((self.num_compressors, n_channels, n_samples)) if return_bands else NO_BANDS
         )
-        compressed = compressed.reshape(bands.shape)
-        output = compressed.sum(axis=0)
+        compress = multiband_loop(self.crossover.wavefront, return_bands)
+        parameters = parameter_vectors(self.compressor)
+        for channel in range(n_channels):
+            compress(signal, parameters, output, bands, channel)
         if return_bands:
-            return output, compressed
+            return output, bands
         return output
 
     def __str__(self) -> str:

@@ -1,0 +1,95 @@
+"""The vector kernels under the crossover and compressors: polynomial exp/log10, the sample
+loop (sequential and two-thread pipeline) and the wavefront layout."""
+
+import numpy as np
+import pytest
+
+from clarity.enhancer.multiband_compressor import MultibandCompressor, vector_ir
+from clarity.enhancer.multiband_compressor.compressor_qmul import parameter_vectors
+from clarity.enhancer.multiband_compressor.multiband_compressor import multiband_loop
+from clarity.enhancer.multiband_compressor.sample_loop import (
+    PIPELINE_BLOCK,
+    SampleLoop,
+    StepContext,
+)
+from clarity.enhancer.multiband_compressor.vector_ir import INT32, INT64, LANES
+from clarity.enhancer.multiband_compressor.wavefront import Stage, Wavefront
+
+
+def lanewise_loop(function) -> SampleLoop:
+    """Loop applying `function` (builder, vector) -> vector to the 8 rows of a block."""
+
+    def phase(context: StepContext) -> None:
+        builder = context.builder
+        vector = vector_ir.constant(0.0)
+        for row in range(LANES):
+            vector = builder.insert_element(vector, context.signal_sample(INT64(row)), INT32(row))
+        result = function(builder, vector)
+        for row in range(LANES):
+            context.store(context.out, INT64(row), 0, vector_ir.lane(builder, result, row))
+
+    return SampleLoop([[phase]], delay=0, n_slots=0)
+
+
+def apply(loop: SampleLoop, values: np.ndarray) -> np.ndarray:
+    block = values.reshape(LANES, -1)
+    out = np.empty_like(block)
+    loop(block, np.zeros(LANES), out, np.zeros((1, 1, 1)), 0)
+    return out.ravel()
+
+
+def test_exp_within_two_ulp_of_numpy():
+    x = np.concatenate([np.linspace(-40.0, 10.0, 79_992), [0.0, -0.0, 1e-300, -1e-17] * 2])
+    result = apply(lanewise_loop(vector_ir.exp), x)
+    expected = np.exp(x)
+    assert np.max(np.abs(result - expected) / np.spacing(expected)) <= 2
+
+
+def test_log10_within_two_ulp_of_numpy():
+    rng = np.random.default_rng(0)
+    x = np.concatenate(
+        [10.0 ** rng.uniform(-12, 2, 79_984), [1.0, 2.0, 0.5, np.sqrt(2), 1e-12, 10.0, 0.1, 3.0]]
+    )
+    result = apply(lanewise_loop(vector_ir.log10), x)
+    expected = np.log10(x)
+    error_ulp = np.abs(result - expected) / np.spacing(np.maximum(np.abs(expected), 1e-300))
+    assert np.max(np.abs(result[expected == 0])) == 0.0
+    assert np.max(np.abs(result - expected)) <= 4e-16 * np.max(np.abs(expected))
+    assert np.median(error_ulp) <= 1
+
+
+@pytest.mark.parametrize("return_bands", [False, True])
+def test_pipelined_loop_equals_sequential(return_bands):
+    # several pipeline blocks and a partial last one
+    n_samples = 2 * PIPELINE_BLOCK + 1234
+    signal = 0.3 * np.random.default_rng(5).standard_normal((1, n_samples))
+    mbc = MultibandCompressor([500.0, 2000.0, 6000.0], 44100)
+    mbc.set_compressors(threshold=-35, ratio=[1.5, 2.0, 3.0, 4.0], attack=5, release=80)
+    loop = multiband_loop(mbc.crossover.wavefront, return_bands)
+    parameters = parameter_vectors(mbc.compressor)
+    results = []
+    for threads in (1, 2):
+        out = np.full((1, n_samples), np.nan)
+        bands = np.full((4, 1, n_samples) if return_bands else (1, 1, 1), np.nan)
+        loop(signal, parameters, out, bands, 0, threads=threads)
+        results.append((out, bands))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    assert np.all(np.isfinite(results[0][0]))
+
+
+def test_wavefront_layout_of_a_chain():
+    # x -> biquad 0 -> biquad 1; band 0 = stage 1, band 1 = stage 0 - stage 1
+    biquad = Stage((0.2, 0.4, 0.2), (1.0, -0.5, 0.1), -1)
+    stages = (biquad, Stage(biquad.b, biquad.a, 0))
+    wavefront = Wavefront.from_network(stages, ((1, -1), (0, 1)))
+    assert wavefront.band_lag == (1, 1)  # stage 1 runs one step behind stage 0
+    assert wavefront.plus[1].delay == 1  # so stage 0's output is used one step later
+    assert wavefront.minus[1].delay == 0
+    assert len(wavefront.chunks) == 1
+    assert wavefront.chunks[0].sources[:2] == (None, (0, 0))
+
+
+def test_more_bands_than_lanes_is_refused():
+    with pytest.raises(ValueError, match=r"at most 8 bands \(7 crossover frequencies\)"):
+        MultibandCompressor(list(np.geomspace(100, 10000, 8)), 44100)
