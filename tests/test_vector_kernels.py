@@ -93,3 +93,27 @@ def test_wavefront_layout_of_a_chain():
 def test_more_bands_than_lanes_is_refused():
     with pytest.raises(ValueError, match=r"at most 8 bands \(7 crossover frequencies\)"):
         MultibandCompressor(list(np.geomspace(100, 10000, 8)), 44100)
+
+
+def test_pipeline_works_in_a_forked_child():
+    # the parent starts the pipeline's worker thread; a forked child must not wait on it
+    multiprocessing = pytest.importorskip("multiprocessing")
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    signal = 0.3 * np.random.default_rng(6).standard_normal((1, 2 * PIPELINE_BLOCK))
+    mbc = MultibandCompressor([1000.0], 44100)
+    mbc.set_compressors(threshold=-30, ratio=2)
+    loop = multiband_loop(mbc.crossover.wavefront, False)
+    parameters = parameter_vectors(mbc.compressor)
+    expected = np.empty_like(signal)
+    loop(signal, parameters, expected, np.zeros((1, 1, 1)), 0, threads=2)
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        result = pool.apply_async(_compress_in_child, (signal, mbc)).get(timeout=120)
+    np.testing.assert_array_equal(result, expected)
+
+
+def _compress_in_child(signal: np.ndarray, mbc: MultibandCompressor) -> np.ndarray:
+    loop = multiband_loop(mbc.crossover.wavefront, False)
+    out = np.empty_like(signal)
+    loop(signal, parameter_vectors(mbc.compressor), out, np.zeros((1, 1, 1)), 0, threads=2)
+    return out

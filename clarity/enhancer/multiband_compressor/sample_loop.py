@@ -23,7 +23,6 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numba
 import numpy as np
@@ -206,9 +205,16 @@ def _stage_function(
     return stage
 
 
-@lru_cache(maxsize=1)
+_executors: dict[int, ThreadPoolExecutor] = {}
+
+
 def _second_thread() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="sample-loop")
+    """This process's worker thread for the pipeline's second stage (a child process forked
+    from one that had it gets its own: the thread does not survive a fork)."""
+    pid = os.getpid()
+    if pid not in _executors:
+        _executors[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sample-loop")
+    return _executors[pid]
 
 
 def available_threads() -> int:
