@@ -1,6 +1,7 @@
 """Compressor and multiband compressor: official numbers, shapes, parameters and input checks."""
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -196,3 +197,19 @@ def test_multiband_equals_crossover_then_band_compressors(frequencies, n_samples
     np.testing.assert_array_equal(compressed, expected)
     np.testing.assert_array_equal(output, expected.sum(axis=0))
     np.testing.assert_array_equal(mbc(signal), output)
+
+
+def test_extreme_dynamics_match_oracle():
+    # from 1e-200 (floored at -120 dB) to 1e5 (+100 dB FS), and an expander (ratio < 1)
+    rng = np.random.default_rng(8)
+    signal = rng.standard_normal(3000) * np.repeat([1e-200, 1e-7, 1.0, 1e5, 1e-3], 600)
+    for params in (
+        {"threshold": -40.0, "ratio": 8.0, "attack": 1.0, "release": 20.0},
+        {"threshold": -20.0, "ratio": 0.5, "attack": 1.0, "release": 20.0},
+    ):
+        params |= {"makeup_gain": 6.0, "knee_width": 0.0}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ratio 0.5 is outside the recommended range
+            output = Compressor(sample_rate=44100, **params)(signal)
+        expected = compressor_oracle(signal, **params)
+        np.testing.assert_allclose(output, expected, rtol=1e-12, atol=0)

@@ -117,3 +117,11 @@ def _compress_in_child(signal: np.ndarray, mbc: MultibandCompressor) -> np.ndarr
     out = np.empty_like(signal)
     loop(signal, parameter_vectors(mbc.compressor), out, np.zeros((1, 1, 1)), 0, threads=2)
     return out
+
+
+def test_exp_saturates_instead_of_wrapping():
+    x = np.array([-1e4, -800.0, -708.0, 709.0, 800.0, 1e4, 0.0, 1.0])
+    result = apply(lanewise_loop(vector_ir.exp), x)
+    assert np.all(np.isfinite(result)) and np.all(result > 0)
+    np.testing.assert_allclose(result[:3], np.exp(-708.0), rtol=1e-15)
+    np.testing.assert_allclose(result[3:6], np.exp(709.0), rtol=1e-15)

@@ -38,6 +38,7 @@ MASK_TYPE = ir.VectorType(INT32, LANES)
 LN2_HIGH = 0.693147180369123816490  # ln 2 rounded to 32 significant bits: k * LN2_HIGH is exact
 LN2_LOW = 1.90821492927058770002e-10  # ln 2 - LN2_HIGH
 LOG10_E = 1.0 / math.log(10.0)
+EXP_LOW, EXP_HIGH = -708.0, 709.0  # e^x stays a normal double
 EXP_TERMS = 14  # Taylor terms of exp(r), |r| <= ln(2) / 2: truncation < 1e-17 relative
 LOG_TERMS = 12  # terms of atanh series, |s| <= 0.1716: truncation < 1e-18 relative
 
@@ -99,7 +100,12 @@ def horner(builder: ir.IRBuilder, x: ir.Value, coefficients: Sequence[float]) ->
 
 
 def exp(builder: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    """e^x for |x| < 700: x = k ln 2 + r with |r| <= ln(2) / 2, e^x = 2^k e^r."""
+    """e^x: x = k ln 2 + r with |r| <= ln(2) / 2, e^x = 2^k e^r. Saturates outside
+    [EXP_LOW, EXP_HIGH] (normal doubles), where the true value would under- or overflow."""
+    low = builder.fcmp_ordered("<", x, constant(EXP_LOW))
+    x = builder.select(low, constant(EXP_LOW), x)
+    high = builder.fcmp_ordered(">", x, constant(EXP_HIGH))
+    x = builder.select(high, constant(EXP_HIGH), x)
     k = call_intrinsic(builder, "roundeven", builder.fmul(x, constant(1.0 / math.log(2.0))))
     r = builder.fsub(
         builder.fsub(x, builder.fmul(k, constant(LN2_HIGH))), builder.fmul(k, constant(LN2_LOW))
