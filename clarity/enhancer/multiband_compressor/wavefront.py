@@ -2,12 +2,12 @@
 
 A crossover is a network of recursive filters: each filter's input is the signal or the output
 of another filter. Sample by sample, every filter depends on its source at the same sample,
-so a plain loop computes them one after the other. Here filter f runs `lag(f)` samples behind
-its source's source chain (lag = number of filters between it and the signal): at step t it
-processes sample t - lag(f), whose input its source produced at step t - 1. All filters of a
-step are then independent and are packed into the lanes of `<8 x double>` vectors ("chunks",
-one chunk per eight filters of the same order), so one vector instruction updates a state
-variable of eight filters.
+so a plain loop computes them one after the other. Here filter f runs lag(f) steps behind the
+signal, lag(f) being the number of filters between it and the signal: at step t it processes
+sample t - lag(f), whose input its source produced at step t - 1. All filters of a step are
+then independent and are packed into the lanes of `<8 x double>` vectors ("chunks": the
+filters sorted by order, eight per chunk), so one vector instruction updates a state variable
+of eight filters.
 
 Each lane performs exactly the operations of `scipy.signal.lfilter`'s direct form II
 transposed, in the same order, so every filter output is bit-identical to the scalar
@@ -131,10 +131,6 @@ class Wavefront:
         minus = tuple(tap(m, band) if m >= 0 else None for band, (_, m) in enumerate(outputs))
         delays = [t.delay for t in plus + minus if t is not None]
         return cls(tuple(chunks), plus, minus, band_lag, max(delays))
-
-    @property
-    def num_bands(self) -> int:
-        return len(self.plus)
 
     @property
     def state_vectors(self) -> int:
