@@ -24,7 +24,7 @@ from clarity.enhancer.multiband_compressor.multiband_compressor import NO_BANDS,
 
 SAMPLE_RATE = 44100
 DURATION_S = 10.0
-REPEATS = 7
+REPEATS = 15
 CROSSOVER_HZ = [353.55, 707.11, 1414.21, 2828.43, 5656.85]
 SETTINGS = {
     "attack": [11, 11, 14, 13, 11, 11],
