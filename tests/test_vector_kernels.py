@@ -3,8 +3,9 @@ loop (sequential and two-thread pipeline) and the wavefront layout."""
 
 import numpy as np
 import pytest
+from scipy.signal import lfilter
 
-from clarity.enhancer.multiband_compressor import MultibandCompressor, vector_ir
+from clarity.enhancer.multiband_compressor import Crossover, MultibandCompressor, vector_ir
 from clarity.enhancer.multiband_compressor.compressor_qmul import parameter_vectors
 from clarity.enhancer.multiband_compressor.multiband_compressor import multiband_loop
 from clarity.enhancer.multiband_compressor.sample_loop import (
@@ -90,9 +91,28 @@ def test_wavefront_layout_of_a_chain():
     assert wavefront.chunks[0].sources[:2] == (None, (0, 0))
 
 
-def test_more_bands_than_lanes_is_refused():
-    with pytest.raises(ValueError, match=r"at most 8 bands \(7 crossover frequencies\)"):
-        MultibandCompressor(list(np.geomspace(100, 10000, 8)), 44100)
+@pytest.mark.parametrize("n_bands", [9, 17])
+def test_more_bands_than_vector_lanes(n_bands):
+    # bands beyond eight go to further band vectors; each must still be its own compressor
+    frequencies = list(np.geomspace(100.0, 12000.0, n_bands - 1))
+    signal = 0.5 * np.random.default_rng(9).standard_normal((2, 3000))
+    mbc = MultibandCompressor(frequencies, 44100)
+    mbc.set_compressors(
+        threshold=list(np.linspace(-45, -15, n_bands)),
+        ratio=list(np.linspace(1.0, 5.0, n_bands)),
+        makeup_gain=list(np.linspace(0, 12, n_bands)),
+    )
+    output, compressed = mbc(signal, return_bands=True)
+    bands = Crossover(frequencies, 44100)(signal)
+    expected = np.array([c(band) for c, band in zip(mbc.compressor, bands, strict=True)])
+    np.testing.assert_array_equal(compressed, expected)
+    np.testing.assert_array_equal(output, expected.sum(axis=0))
+    scale = np.max(np.abs(signal))
+    lfilter_cascade = [signal] * n_bands
+    for band in range(n_bands):
+        for b, a in mbc.crossover.band_filters(band):
+            lfilter_cascade[band] = lfilter(b, a, lfilter_cascade[band], axis=-1)
+    assert np.max(np.abs(bands - np.array(lfilter_cascade))) <= 1e-10 * scale
 
 
 def test_pipeline_works_in_a_forked_child():

@@ -57,12 +57,15 @@ RECOMMENDED_RANGES = (
 
 
 def parameter_vectors(compressors: Sequence[Compressor]) -> np.ndarray:
-    """(len(PARAMETERS) * LANES,) loop parameters: vector i holds parameter PARAMETERS[i] of
-    compressors[lane] in each lane (unused lanes: a harmless compressor with ratio 1)."""
-    if len(compressors) > LANES:
-        raise ValueError(f"at most {LANES} compressors run in one vector, got {len(compressors)}")
-    padded = list(compressors) + [Compressor()] * (LANES - len(compressors))
-    return np.array([[getattr(c, name) for c in padded] for name in PARAMETERS]).ravel()
+    """Loop parameters of compressors in groups of eight, one per lane: vector
+    len(PARAMETERS) * group + i holds parameter PARAMETERS[i] of compressors[8 group + lane]
+    in each lane (unused lanes: a harmless compressor with ratio 1)."""
+    n_groups = max(1, -(-len(compressors) // LANES))
+    padded = list(compressors) + [Compressor()] * (n_groups * LANES - len(compressors))
+    groups = [padded[first : first + LANES] for first in range(0, len(padded), LANES)]
+    return np.array(
+        [[[getattr(c, name) for c in group] for name in PARAMETERS] for group in groups]
+    ).ravel()
 
 
 def emit_level(context: StepContext, signal: ir.Value) -> tuple[ir.Value, ir.Value]:
@@ -83,11 +86,18 @@ def emit_level(context: StepContext, signal: ir.Value) -> tuple[ir.Value, ir.Val
     return signal, builder.select(floor, constant(LEVEL_FLOOR_DB), level)
 
 
-def emit_gain_reduction(context: StepContext, level: ir.Value) -> ir.Value:
+def _parameter(context: StepContext, name: str, group: int) -> ir.Value:
+    """Vector of parameter `name` of compressor group `group` (see `parameter_vectors`)."""
+    return context.parameter_vector(len(PARAMETERS) * group + PARAMETERS.index(name))
+
+
+def emit_gain_reduction(context: StepContext, level: ir.Value, group: int = 0) -> ir.Value:
     """Gain reduction x_L = x_G - y_G (dB) of the gain computer at `level` (dB), lane i with
-    the threshold, ratio and knee width of compressor i (see `parameter_vectors`)."""
+    the threshold, ratio and knee width of compressor i of group `group`."""
     builder = context.builder
-    threshold, ratio, knee = (context.parameter_vector(i) for i in range(3))
+    threshold, ratio, knee = (
+        _parameter(context, name, group) for name in ("threshold", "ratio", "knee_width")
+    )
     constant = vector_ir.constant
     over = builder.fsub(level, threshold)
     wanted = builder.fadd(threshold, builder.fdiv(over, ratio))
@@ -112,12 +122,17 @@ def emit_gain_reduction(context: StepContext, level: ir.Value) -> ir.Value:
 
 
 def emit_smoothing(
-    context: StepContext, target: ir.Value, smoothed_slot: ir.Value, active: ir.Value | None
+    context: StepContext,
+    target: ir.Value,
+    smoothed_slot: ir.Value,
+    active: ir.Value | None,
+    group: int = 0,
 ) -> ir.Value:
     """Attack/release smoothing of the gain reduction: update and return y_L (dB) in
     `smoothed_slot`, only in the lanes of the mask `active` (all lanes if None)."""
     builder = context.builder
-    alpha_attack, alpha_release = context.parameter_vector(3), context.parameter_vector(4)
+    alpha_attack = _parameter(context, "alpha_attack", group)
+    alpha_release = _parameter(context, "alpha_release", group)
     previous = builder.load(smoothed_slot)
     rising = builder.fcmp_ordered(">", target, previous)
     alpha = builder.select(rising, alpha_attack, alpha_release)
@@ -130,68 +145,79 @@ def emit_smoothing(
     return smoothed
 
 
-def emit_gain(context: StepContext, signal: ir.Value, smoothed: ir.Value) -> ir.Value:
+def emit_gain(
+    context: StepContext, signal: ir.Value, smoothed: ir.Value, group: int = 0
+) -> ir.Value:
     """signal · 10^((makeup - y_L) / 20): the compressed samples."""
     builder = context.builder
-    log_gain = builder.fmul(
-        builder.fsub(context.parameter_vector(5), smoothed), vector_ir.constant(LN10_OVER_20)
-    )
+    makeup = _parameter(context, "makeup_gain", group)
+    log_gain = builder.fmul(builder.fsub(makeup, smoothed), vector_ir.constant(LN10_OVER_20))
     return builder.fmul(signal, vector_ir.exp(builder, log_gain))
 
 
 def compressor_stages(
-    load: Callable[[StepContext], ir.Value],
-    store: Callable[[StepContext, ir.Value], None],
+    load: Callable[[StepContext], list[ir.Value]],
+    store: Callable[[StepContext, list[ir.Value]], None],
     smoothed_slot: int,
+    n_groups: int = 1,
     lags: Sequence[int] | None = None,
 ) -> list[list[Phase]]:
-    """Stages of a `SampleLoop` compressing, at each step, the vector that `load` emits and
-    handing the result to `store`: first the level (with whatever `load` does), then the gain
-    computer, the smoothing recursion and the gains (a split that balances the two stages of
-    the multiband compressor). Uses scratch vectors 0 and 1.
+    """Stages of a `SampleLoop` compressing, at each step, the vectors that `load` emits (one
+    per group of eight compressors) and handing the results to `store`: first the level (with
+    whatever `load` does), then the gain computer, the smoothing recursion and the gains (a
+    split that balances the two stages of the multiband compressor). Uses scratch vectors
+    2 g and 2 g + 1 and the parameter vectors of group g (see `parameter_vectors`).
 
     Args:
-        load: emits the input vector of a step (lane i: compressor i).
-        store: emits what to do with the compressed vector.
-        smoothed_slot: state slot (of the second stage) holding y_L.
-        lags: per lane, the first step with a sample; the smoothing state is held before it.
+        load: emits the input vectors of a step (lane i of vector g: compressor 8 g + i).
+        store: emits what to do with the compressed vectors.
+        smoothed_slot: first of the `n_groups` state slots (of the second stage) holding y_L.
+        n_groups: number of vectors `load` emits.
+        lags: per compressor, the first step with a sample; y_L is held before it.
     """
 
     def level(context: StepContext) -> None:
-        signal, level = emit_level(context, load(context))
-        context.save(0, signal)
-        context.save(1, level)
+        for group, vector in enumerate(load(context)):
+            signal, level = emit_level(context, vector)
+            context.save(2 * group, signal)
+            context.save(2 * group + 1, level)
 
     def smoothing(context: StepContext) -> None:
         builder = context.builder
-        active = None
-        if context.guarded and lags is not None and any(lags):
-            now = vector_ir.splat(builder, builder.sitofp(context.t, vector_ir.DOUBLE))
-            first = vector_ir.constant(list(lags) + [0] * (LANES - len(lags)))
-            active = builder.fcmp_ordered(">=", now, first)
-        target = emit_gain_reduction(context, context.saved(1))
-        smoothed = emit_smoothing(context, target, context.slots[smoothed_slot], active)
-        context.save(1, smoothed)
+        for group in range(n_groups):
+            active = None
+            group_lags = list(lags[LANES * group : LANES * (group + 1)]) if lags else []
+            if context.guarded and any(group_lags):
+                now = vector_ir.splat(builder, builder.sitofp(context.t, vector_ir.DOUBLE))
+                first = vector_ir.constant(group_lags + [0] * (LANES - len(group_lags)))
+                active = builder.fcmp_ordered(">=", now, first)
+            target = emit_gain_reduction(context, context.saved(2 * group + 1), group)
+            slot = context.slots[smoothed_slot + group]
+            smoothed = emit_smoothing(context, target, slot, active, group)
+            context.save(2 * group + 1, smoothed)
 
     def gain(context: StepContext) -> None:
-        signal, smoothed = context.saved(0), context.saved(1)
-        store(context, emit_gain(context, signal, smoothed))
+        compressed = [
+            emit_gain(context, context.saved(2 * group), context.saved(2 * group + 1), group)
+            for group in range(n_groups)
+        ]
+        store(context, compressed)
 
     return [[level], [smoothing, gain]]
 
 
-def _load_rows(context: StepContext) -> ir.Value:
+def _load_rows(context: StepContext) -> list[ir.Value]:
     """One sample of each row of an (8, samples) block, lane i = row i."""
     signal = vector_ir.constant(0.0)
     for row in range(LANES):
         sample = context.signal_sample(INT64(row))
         signal = context.builder.insert_element(signal, sample, vector_ir.INT32(row))
-    return signal
+    return [signal]
 
 
-def _store_rows(context: StepContext, compressed: ir.Value) -> None:
+def _store_rows(context: StepContext, compressed: list[ir.Value]) -> None:
     for row in range(LANES):
-        value = vector_ir.lane(context.builder, compressed, row)
+        value = vector_ir.lane(context.builder, compressed[0], row)
         context.store(context.out, INT64(row), 0, value)
 
 

@@ -45,6 +45,7 @@ from scipy.signal import butter, tf2zpk, zpk2tf
 
 from clarity.enhancer.multiband_compressor import vector_ir
 from clarity.enhancer.multiband_compressor.sample_loop import SampleLoop, StepContext
+from clarity.enhancer.multiband_compressor.vector_ir import LANES
 from clarity.enhancer.multiband_compressor.wavefront import Stage, Wavefront, emit_filter_step
 from clarity.utils.signal_processing import check_finite_signal, check_sample_rate
 
@@ -133,7 +134,8 @@ def crossover_loop(wavefront: Wavefront) -> SampleLoop:
     def emit_step(context: StepContext) -> None:
         bands = emit_filter_step(context, wavefront, 0)
         for band, lag in enumerate(wavefront.band_lag):
-            context.store_band(band, lag, vector_ir.lane(context.builder, bands, band))
+            value = vector_ir.lane(context.builder, bands[band // LANES], band % LANES)
+            context.store_band(band, lag, value)
 
     return SampleLoop([[emit_step]], max(wavefront.band_lag), wavefront.state_vectors)
 

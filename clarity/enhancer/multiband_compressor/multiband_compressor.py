@@ -67,37 +67,43 @@ def multiband_loop(wavefront: Wavefront, return_bands: bool) -> SampleLoop:
     """Compiled loop(signal, params, out, bands, row): crossover, compressors and sum of one
     row into out[row]; also the compressed bands into bands[:, row] if `return_bands`."""
     band_lag = wavefront.band_lag
+    n_groups = -(-len(band_lag) // LANES)  # band vectors of eight lanes
     delay = max(band_lag)
     ring_size = 1 << (delay - min(band_lag)).bit_length()  # power of two > the lag spread
 
-    def crossover_bands(context: StepContext) -> ir.Value:
+    def crossover_bands(context: StepContext) -> list[ir.Value]:
         return emit_filter_step(context, wavefront, 0)
 
-    def store(context: StepContext, compressed: ir.Value) -> None:
+    def store(context: StepContext, compressed: list[ir.Value]) -> None:
         builder = context.builder
         if return_bands:
             for band, lag in enumerate(band_lag):
-                context.store_band(band, lag, vector_ir.lane(builder, compressed, band))
+                value = vector_ir.lane(builder, compressed[band // LANES], band % LANES)
+                context.store_band(band, lag, value)
         mask = INT64(ring_size - 1)
-        slot = builder.gep(context.ring, [builder.and_(context.t, mask)])
-        builder.store(compressed, slot, align=8)
+        row = builder.mul(builder.and_(context.t, mask), INT64(n_groups))
+        for group, vector in enumerate(compressed):
+            slot = builder.gep(context.ring, [builder.add(row, INT64(group))])
+            builder.store(vector, slot, align=8)
         ring = builder.bitcast(context.ring, DOUBLE.as_pointer())
         total = None
         for band, lag in enumerate(band_lag):
             step = builder.and_(builder.sub(context.t, INT64(delay - lag)), mask)
-            index = builder.add(builder.mul(step, INT64(LANES)), INT64(band))
+            index = builder.add(builder.mul(step, INT64(n_groups * LANES)), INT64(band))
             value = builder.load(builder.gep(ring, [index]))
             total = value if total is None else builder.fadd(total, value)
         context.store(context.out, context.row, delay, total)
 
-    stages = compressor_stages(crossover_bands, store, wavefront.state_vectors, band_lag)
+    stages = compressor_stages(
+        crossover_bands, store, wavefront.state_vectors, n_groups=n_groups, lags=band_lag
+    )
     return SampleLoop(
         stages,
         delay,
-        wavefront.state_vectors + 1,
-        n_ring=ring_size,
-        n_params=len(PARAMETERS),
-        n_scratch=2,
+        wavefront.state_vectors + n_groups,
+        n_ring=ring_size * n_groups,
+        n_params=len(PARAMETERS) * n_groups,
+        n_scratch=2 * n_groups,
     )
 
 

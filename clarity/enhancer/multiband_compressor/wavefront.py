@@ -17,7 +17,7 @@ which leave a zero state unchanged, and after the last input sample the signal r
 
 A band is one filter output or the difference of two (telescoped bands, see `crossover.py`);
 band k is formed `band_lag[k]` samples behind the signal, from the current filter outputs or
-from those of up to `history` steps before.
+from those of up to `history` steps before, into lane k % 8 of band vector k // 8.
 """
 
 from __future__ import annotations
@@ -95,11 +95,6 @@ class Wavefront:
     ) -> Wavefront:
         """Lay out `stages` (each source before the stage) whose band k is
         stage outputs[k][0] minus stage outputs[k][1] (or alone if that is -1)."""
-        if len(outputs) > LANES:
-            raise ValueError(
-                f"at most {LANES} bands ({LANES - 1} crossover frequencies) are supported,"
-                f" got {len(outputs)} bands"
-            )
         lag: list[int] = []
         for stage in stages:
             lag.append(0 if stage.source < 0 else lag[stage.source] + 1)
@@ -139,9 +134,10 @@ class Wavefront:
         return sum(chunk.order for chunk in self.chunks) + max(self.history, 1) * len(self.chunks)
 
 
-def emit_filter_step(context: StepContext, wavefront: Wavefront, first_slot: int) -> ir.Value:
-    """Advance every filter by one step and return the band vector (lane k = band k, at
-    sample t - band_lag[k]). Uses wavefront.state_vectors slots from `first_slot`."""
+def emit_filter_step(context: StepContext, wavefront: Wavefront, first_slot: int) -> list[ir.Value]:
+    """Advance every filter by one step and return the band vectors (lane i of vector g =
+    band 8 g + i, at sample t - band_lag[8 g + i]). Uses wavefront.state_vectors slots from
+    `first_slot`."""
     builder = context.builder
     slots = context.slots[first_slot : first_slot + wavefront.state_vectors]
     n_chunks = len(wavefront.chunks)
@@ -184,11 +180,18 @@ def emit_filter_step(context: StepContext, wavefront: Wavefront, first_slot: int
         result = vector_ir.constant(0.0)
         for chunk, delay in sorted({(t.chunk, t.delay) for t in taps if t is not None}):
             lanes = {
-                band: t.lane
-                for band, t in enumerate(taps)
+                lane: t.lane
+                for lane, t in enumerate(taps)
                 if t is not None and (t.chunk, t.delay) == (chunk, delay)
             }
             result = vector_ir.merge_lanes(builder, result, past[delay][chunk], lanes)
         return result
 
-    return builder.fsub(gather(wavefront.plus), gather(wavefront.minus))
+    groups = range(0, len(wavefront.plus), LANES)
+    return [
+        builder.fsub(
+            gather(wavefront.plus[first : first + LANES]),
+            gather(wavefront.minus[first : first + LANES]),
+        )
+        for first in groups
+    ]
