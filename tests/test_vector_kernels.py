@@ -5,16 +5,17 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-from clarity.enhancer.multiband_compressor import Crossover, MultibandCompressor, vector_ir
+from clarity.enhancer.multiband_compressor import Crossover, MultibandCompressor
 from clarity.enhancer.multiband_compressor.compressor_qmul import parameter_vectors
 from clarity.enhancer.multiband_compressor.multiband_compressor import multiband_loop
-from clarity.enhancer.multiband_compressor.sample_loop import (
+from clarity.enhancer.multiband_compressor.wavefront import Stage, Wavefront
+from clarity.utils import vector_ir
+from clarity.utils.sample_loop import (
     PIPELINE_BLOCK,
     SampleLoop,
     StepContext,
 )
-from clarity.enhancer.multiband_compressor.vector_ir import INT32, INT64, LANES
-from clarity.enhancer.multiband_compressor.wavefront import Stage, Wavefront
+from clarity.utils.vector_ir import INT32, INT64, LANES
 
 
 def lanewise_loop(function) -> SampleLoop:

@@ -35,10 +35,10 @@ from functools import lru_cache
 import numpy as np
 from llvmlite import ir
 
-from clarity.enhancer.multiband_compressor import vector_ir
-from clarity.enhancer.multiband_compressor.sample_loop import Phase, SampleLoop, StepContext
-from clarity.enhancer.multiband_compressor.vector_ir import INT64, LANES
+from clarity.utils import vector_ir
+from clarity.utils.sample_loop import Phase, SampleLoop, StepContext
 from clarity.utils.signal_processing import check_finite_signal, check_sample_rate
+from clarity.utils.vector_ir import INT64, LANES
 
 ZERO_FLOOR = 1e-12  # value given to exact zeros (as the official compressor does)
 LEVEL_FLOOR_DB = -120.0  # lowest level seen by the gain computer

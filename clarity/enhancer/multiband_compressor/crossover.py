@@ -43,11 +43,11 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal import butter, tf2zpk, zpk2tf
 
-from clarity.enhancer.multiband_compressor import vector_ir
-from clarity.enhancer.multiband_compressor.sample_loop import SampleLoop, StepContext
-from clarity.enhancer.multiband_compressor.vector_ir import LANES
 from clarity.enhancer.multiband_compressor.wavefront import Stage, Wavefront, emit_filter_step
+from clarity.utils import vector_ir
+from clarity.utils.sample_loop import SampleLoop, StepContext
 from clarity.utils.signal_processing import check_finite_signal, check_sample_rate
+from clarity.utils.vector_ir import LANES
 
 LR_ORDER = 4  # Linkwitz-Riley order of the low- and high-pass filters
 

@@ -22,7 +22,6 @@ from functools import lru_cache
 import numpy as np
 from llvmlite import ir
 
-from clarity.enhancer.multiband_compressor import vector_ir
 from clarity.enhancer.multiband_compressor.compressor_qmul import (
     PARAMETERS,
     Compressor,
@@ -30,10 +29,11 @@ from clarity.enhancer.multiband_compressor.compressor_qmul import (
     parameter_vectors,
 )
 from clarity.enhancer.multiband_compressor.crossover import Crossover
-from clarity.enhancer.multiband_compressor.sample_loop import SampleLoop, StepContext
-from clarity.enhancer.multiband_compressor.vector_ir import DOUBLE, INT64, LANES
 from clarity.enhancer.multiband_compressor.wavefront import Wavefront, emit_filter_step
+from clarity.utils import vector_ir
+from clarity.utils.sample_loop import SampleLoop, StepContext
 from clarity.utils.signal_processing import check_finite_signal, check_sample_rate
+from clarity.utils.vector_ir import DOUBLE, INT64, LANES
 
 # set_compressors parameters and the defaults used when compressors_params leaves one out
 DEFAULT_PARAMETERS = {

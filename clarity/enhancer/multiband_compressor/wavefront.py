@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 from llvmlite import ir
 
-from clarity.enhancer.multiband_compressor import vector_ir
-from clarity.enhancer.multiband_compressor.sample_loop import StepContext
-from clarity.enhancer.multiband_compressor.vector_ir import LANES
+from clarity.utils import vector_ir
+from clarity.utils.sample_loop import StepContext
+from clarity.utils.vector_ir import LANES
 
 
 @dataclass(frozen=True)

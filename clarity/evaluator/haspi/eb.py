@@ -47,6 +47,7 @@ from numba import njit
 from scipy.signal import butter, cheby2, firwin, group_delay, lfilter, resample_poly
 
 from clarity.enhancer.nalr import NALR
+from clarity.evaluator.haspi.gammatone_lanes import gammatone_two_bands
 from clarity.utils import legacy_random
 from clarity.utils.audiogram import Audiogram
 
@@ -380,6 +381,14 @@ def _gammatone_pair(x, y, tpt, center_freq, ax, ay, env_x, bm_x, env_y, bm_y, wa
             bm_y[t] = gy * (ry * c + iy * s)
 
 
+def _gammatone_pole(bandwidth: float, center_freq: float, freq_sample: float) -> float:
+    """Pole radius of a gammatone band: ``bandwidth`` times the Glasberg-Moore ERB at
+    ``center_freq`` Hz, formed as in Kates's code."""
+    tpt = 2 * np.pi / freq_sample
+    erb = _MIN_BW + center_freq / _EAR_Q
+    return float(np.exp(-(bandwidth * tpt * erb * 1.019)))
+
+
 def _gammatone_into(
     reference: np.ndarray,
     processed: np.ndarray,
@@ -395,15 +404,14 @@ def _gammatone_into(
     Row 0 is the reference, row 1 the processed signal; ``motion=None`` skips the BM.
     """
     tpt = 2 * np.pi / freq_sample
-    erb = _MIN_BW + center_freq / _EAR_Q
     no_motion = np.empty(0)
     _gammatone_pair(
         np.ascontiguousarray(reference, dtype=float),
         np.ascontiguousarray(processed, dtype=float),
         tpt,
         float(center_freq),
-        float(np.exp(-(reference_bandwidth * tpt * erb * 1.019))),
-        float(np.exp(-(processed_bandwidth * tpt * erb * 1.019))),
+        _gammatone_pole(reference_bandwidth, center_freq, freq_sample),
+        _gammatone_pole(processed_bandwidth, center_freq, freq_sample),
         envelope[0],
         no_motion if motion is None else motion[0],
         envelope[1],
@@ -952,23 +960,31 @@ def _run_bands(
     sample_rate: float,
     level1: float,
 ) -> None:
-    """Run :func:`_ear_band` for every band; bands are shared out to worker threads.
+    """Run the ear model's band stages for every band, two bands at a time.
 
-    ``signals`` are the middle-ear outputs ``(2, n)`` (reference, processed). Bands
-    are independent and write disjoint output rows. Each worker reuses one scratch
-    buffer.
+    ``signals`` are the middle-ear outputs ``(2, n)`` (reference, processed). Pairs of
+    bands are shared out to worker threads; for each pair the gammatone filters of both
+    bands and both signals run together (:func:`_gammatone_pair_of_bands`), then
+    :func:`_ear_band` finishes each band. Bands are independent and write disjoint
+    output rows. Each worker reuses one scratch buffer.
     """
+    signals = np.ascontiguousarray(signals, dtype=float)
+    n_bands = len(params.cf)
 
-    def run_share(bands: range) -> None:
-        work = np.empty((3, 2, signals.shape[1]))
-        for band in bands:
-            _ear_band(band, signals, params, outputs, sample_rate, level1, work)
+    def run_share(pairs: range) -> None:
+        work = np.empty((3, 2, 2, signals.shape[1]))  # control, envelope, motion
+        for pair in pairs:
+            bands = [2 * pair, min(2 * pair + 1, n_bands - 1)]
+            _gammatone_pair_of_bands(bands, signals, params, outputs, sample_rate, level1, work)
+            for member, band in enumerate(bands[: n_bands - 2 * pair]):
+                control, envelope, motion = work[:, member]
+                _ear_band(band, params, outputs, sample_rate, level1, control, envelope, motion)
 
-    _in_threads(run_share, len(params.cf))
+    _in_threads(run_share, -(-n_bands // 2))
 
 
-def _ear_band(
-    band: int,
+def _gammatone_pair_of_bands(
+    bands: list[int],
     signals: np.ndarray,
     params: _BandParameters,
     outputs: _BandOutputs,
@@ -976,36 +992,52 @@ def _ear_band(
     level1: float,
     work: np.ndarray,
 ) -> None:
-    """Control path, gammatone, OHC compression, alignment, dB SL and IHC of one band.
+    """Control path and gammatone filters of two bands (the same one twice for an odd last
+    band) for both signals, into ``work[:, member]`` (control, envelope, motion).
 
-    ``work`` is ``(3, 2, n)`` scratch (control, envelope and BM motion rows of the
-    reference and processed signal), reused from band to band.
+    The control filters (widest, fully damaged) set each band's bandwidth from their RMS
+    level (``outputs.bandwidth``); the main filters then give the envelope and BM motion.
     """
     control, envelope, motion = work
-    nsamp = signals.shape[1]
-    # Control path: widest (fully damaged) filters set bandwidth and compression
-    bw_control = params.bw_control[band]
-    _gammatone_into(
-        signals[0],
-        signals[1],
-        bw_control,
-        bw_control,
-        sample_rate,
-        params.cf_control[band],
-        control,
-        None,
-    )
-    control_rms = np.sqrt(np.mean(control**2, axis=1))
-    bandwidth = [
-        _bandwidth_from_rms(control_rms[row], params.bw_min[row, band], bw_control, level1)
-        for row in range(2)
-    ]
-    outputs.bandwidth[:, band] = bandwidth
-    _gammatone_into(
-        signals[0], signals[1], *bandwidth, sample_rate, params.cf[band], envelope, motion
-    )
+    tpt = 2 * np.pi / sample_rate
+    control_poles = np.array(
+        [[_gammatone_pole(params.bw_control[band], params.cf_control[band], sample_rate)] * 2
+         for band in bands]
+    )  # fmt: skip
+    gammatone_two_bands(signals, control_poles, tpt * params.cf_control[bands], control, None)
+    for member, band in enumerate(bands):
+        control_rms = np.sqrt(np.mean(control[member] ** 2, axis=1))
+        outputs.bandwidth[:, band] = [
+            _bandwidth_from_rms(
+                control_rms[row], params.bw_min[row, band], params.bw_control[band], level1
+            )
+            for row in range(2)
+        ]
+    poles = np.array(
+        [[_gammatone_pole(outputs.bandwidth[row, band], params.cf[band], sample_rate)
+          for row in range(2)] for band in bands]
+    )  # fmt: skip
+    gammatone_two_bands(signals, poles, tpt * params.cf[bands], envelope, motion)
+
+
+def _ear_band(
+    band: int,
+    params: _BandParameters,
+    outputs: _BandOutputs,
+    sample_rate: float,
+    level1: float,
+    control: np.ndarray,
+    envelope: np.ndarray,
+    motion: np.ndarray,
+) -> None:
+    """OHC compression, alignment, dB SL and IHC adaptation of one band.
+
+    ``control``, ``envelope`` and ``motion`` are the band's gammatone outputs ``(2, n)``
+    (reference, processed), overwritten; results go to ``outputs``.
+    """
+    nsamp = envelope.shape[1]
     outputs.average[:, band] = np.sqrt(np.mean(envelope**2, axis=1))
-    outputs.control_average[:, band] = control_rms
+    outputs.control_average[:, band] = np.sqrt(np.mean(control**2, axis=1))
     _compress_in_place(
         control,
         params.attn_ohc[:, band],

@@ -1,8 +1,9 @@
 """Compiled loops over the samples of a signal whose body is emitted as LLVM vector IR.
 
-The crossover and the compressors advance sample by sample (their recursions forbid anything
-else); what runs in parallel at each step is laid across the lanes of `<8 x double>` vectors
-(`vector_ir`). A `SampleLoop` is the numba-compiled loop around such a step:
+Recursive filters (the crossover, the compressors, the ear model's gammatone filters) advance
+sample by sample; what runs in parallel at each step (other filters, other bands, the real and
+imaginary parts) is laid across the lanes of `<8 x double>` vectors (`vector_ir`). A
+`SampleLoop` is the numba-compiled loop around such a step:
 
 * the body is a list of stages, each a list of phases: functions that emit the IR of one step
   given a `StepContext` (the step index, the arrays, the state);
@@ -31,7 +32,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from clarity.enhancer.multiband_compressor.vector_ir import DOUBLE, INT64, LANES, VECTOR
+from clarity.utils.vector_ir import DOUBLE, INT64, LANES, VECTOR
 
 BLOCK = 128  # steps per sub-block of a stage (its scratch vectors stay in the L1 cache)
 PIPELINE_BLOCK = 16384  # steps handed from the first stage's thread to the second's

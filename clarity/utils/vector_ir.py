@@ -1,10 +1,11 @@
 """Eight-lane float64 vector arithmetic emitted as LLVM IR, for numba intrinsics.
 
-Numba vectorises loops over arrays, but not the recursions of the crossover and the compressors:
-there the independent work at each sample lies across filters and bands, not along time. The
-kernels of this package therefore put those independent quantities into the lanes of one
-`<8 x double>` vector and emit the vector instructions themselves (numba's `@intrinsic`), which
-the CPU executes with AVX-512 (or two AVX2 halves).
+Numba vectorises loops over arrays, but not recursions such as those of the crossover, the
+compressors or the gammatone filters: there the independent work at each sample lies across
+filters and bands, not along time. Their kernels (see `sample_loop`) therefore put those
+independent quantities into the lanes of one `<8 x double>` vector and emit the vector
+instructions themselves (numba's `@intrinsic`), which the CPU executes with AVX-512 (or two
+AVX2 halves).
 
 Every lane operation is an IEEE-754 operation on doubles, rounded exactly as the scalar one:
 no fused multiply-add is formed (numba does not allow contraction) and the order of operations
@@ -71,21 +72,26 @@ def merge_lanes(
     return builder.shuffle_vector(into, source, ir.Constant(MASK_TYPE, mask))
 
 
+def shuffle(builder: ir.IRBuilder, vector: ir.Value, lanes: Sequence[int]) -> ir.Value:
+    """A vector of len(lanes) doubles: lane i is lane lanes[i] of `vector`."""
+    mask = ir.Constant(ir.VectorType(INT32, len(lanes)), list(lanes))
+    return builder.shuffle_vector(vector, ir.Constant(vector.type, ir.Undefined), mask)
+
+
 def lane(builder: ir.IRBuilder, vector: ir.Value, index: int) -> ir.Value:
     """Lane `index` of `vector`, a double."""
     return builder.extract_element(vector, INT32(index))
 
 
 def call_intrinsic(builder: ir.IRBuilder, name: str, *operands: ir.Value) -> ir.Value:
-    """Call the LLVM vector intrinsic `llvm.<name>.v8f64` on vector operands."""
-    module = builder.module
-    full_name = f"llvm.{name}.v8f64"
+    """Call the LLVM intrinsic `llvm.<name>.v<n>f64` on vectors of n doubles."""
+    vector_type = operands[0].type
+    full_name = f"llvm.{name}.v{vector_type.count}f64"
     try:
-        function = module.get_global(full_name)
+        function = builder.module.get_global(full_name)
     except KeyError:
-        function = ir.Function(
-            module, ir.FunctionType(VECTOR, [VECTOR] * len(operands)), name=full_name
-        )
+        signature = ir.FunctionType(vector_type, [vector_type] * len(operands))
+        function = ir.Function(builder.module, signature, name=full_name)
     return builder.call(function, list(operands))
 
 
