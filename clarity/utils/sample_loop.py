@@ -186,9 +186,17 @@ def _stage_function(
     phases: Sequence[Phase], delay: int, n_slots: int, n_params: int, n_scratch: int
 ):
     """njit stage(signal, params, out, bands, row, state, scratch, start, stop) running the
-    phases over steps [start, stop), bounds-checked only where needed; releases the GIL."""
-    checked = _stage_intrinsic(phases, n_slots, n_params, n_scratch, guarded=True)
+    phases over steps [start, stop), bounds-checked only where needed; releases the GIL.
+    Without delay every step lies in the signal: only the unchecked body is compiled."""
     unchecked = _stage_intrinsic(phases, n_slots, n_params, n_scratch, guarded=False)
+    if delay == 0:
+
+        @njit(nogil=True)
+        def stage_in_signal(signal, params, out, bands, row, state, scratch, start, stop):
+            unchecked(signal, params, out, bands, state, scratch, row, start, start, stop)
+
+        return stage_in_signal
+    checked = _stage_intrinsic(phases, n_slots, n_params, n_scratch, guarded=True)
 
     @njit(nogil=True)
     def stage(signal, params, out, bands, row, state, scratch, start, stop):
