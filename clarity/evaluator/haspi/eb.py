@@ -14,18 +14,20 @@ pyClarity 0.9.0 (``clarity.evaluator.haspi.eb``) including the order of the draw
 from NumPy's legacy global generator; the computation is organised differently:
 
 * band quantities are arrays shaped ``(bands, samples)``, band parameters ``(bands,)``;
-* recursions (gammatone IIR, compression low-pass, IHC adaptation, segment
-  covariances) run in numba kernels, transcendental functions in NumPy;
+* recursions (compression low-pass, IHC adaptation, segment covariances) run in numba
+  kernels, transcendental functions in NumPy; the gammatone filters of two bands and
+  both signals run together in the lanes of one vector
+  (:mod:`clarity.evaluator.haspi.gammatone_lanes`), bit-identical to the scalar filter;
 * lag searches use FFT cross-correlation limited to the lags that are searched,
   block-wise (overlap-save) for the +/- 100 ms envelope alignment;
 * the threshold noise is drawn from NumPy's legacy global generator in the official
   order (reference bands, then processed bands, then the two cepstral draws), with
   the bit-exact fast sampler of :mod:`clarity.utils.legacy_random`;
-* each band runs through its whole pipeline (control path, gammatone, compression,
-  alignment, dB SL and IHC adaptation) in reused scratch rows; bands, and the BM
-  covariance bands, are spread over ``NUMBA_NUM_THREADS`` threads (default: all
-  cores) while another thread draws the noise. The numbers do not depend on the
-  thread count.
+* each pair of bands runs through its whole pipeline (control path, gammatone,
+  compression, alignment, dB SL and IHC adaptation) in reused scratch rows; pairs of
+  bands, and the BM covariance bands, are spread over ``NUMBA_NUM_THREADS`` threads
+  (default: all cores) while another thread draws the noise. The numbers do not
+  depend on the thread count.
 
 Levels: a signal with RMS 1 corresponds to ``level1`` dB SPL. Envelopes in dB SL are
 relative to the listener's threshold.
