@@ -17,7 +17,8 @@ from NumPy's legacy global generator; the computation is organised differently:
 * recursions (compression low-pass, IHC adaptation, segment covariances) run in numba
   kernels, transcendental functions in NumPy; the gammatone filters of two bands and
   both signals run together in the lanes of one vector
-  (:mod:`clarity.evaluator.haspi.gammatone_lanes`), bit-identical to the scalar filter;
+  (:mod:`clarity.evaluator.haspi.gammatone_lanes`), bit-identical to Kates's filter
+  run with lfilter;
 * lag searches use FFT cross-correlation limited to the lags that are searched,
   block-wise (overlap-save) for the +/- 100 ms envelope alignment;
 * the threshold noise is drawn from NumPy's legacy global generator in the official
@@ -327,62 +328,6 @@ def gammatone_bandwidth_demodulation(npts, tpt, center_freq, center_freq_cos, ce
     return center_freq_sin, center_freq_cos
 
 
-@njit(cache=True, nogil=True)
-def _gammatone_pair(x, y, tpt, center_freq, ax, ay, env_x, bm_x, env_y, bm_y, want_bm):
-    """One gammatone band (Cooke 1993 impulse-invariant form) for two signals ``(n,)``.
-
-    Both signals are demodulated by the band's centre frequency (rotation recursion),
-    filtered by ``(1 + 4a z^-1 + 4a^2 z^-2) / (1 - a z^-1)^4`` (transposed direct
-    form II, as ``scipy.signal.lfilter``), and give the envelope and, if ``want_bm``,
-    the remodulated BM motion. ``ax``, ``ay`` are the pole radii of the two filters.
-    The four-fold pole makes the output sensitive to the last bit of the
-    coefficients, so they are formed exactly as in Kates's code.
-    """
-    b1x, b2x, b1y, b2y = 4.0 * ax, 4.0 * ax * ax, 4.0 * ay, 4.0 * ay * ay
-    a2x, a3x, a4x = -6.0 * ax * ax, 4.0 * ax * ax * ax, -ax * ax * ax * ax
-    a2y, a3y, a4y = -6.0 * ay * ay, 4.0 * ay * ay * ay, -ay * ay * ay * ay
-    gx = 2.0 * (1 - b1x - a2x - a3x - a4x) / (1 + b1x + b2x)
-    gy = 2.0 * (1 - b1y - a2y - a3y - a4y) / (1 + b1y + b2y)
-    # lfilter's normalised denominator [1, -4a, 6a^2, -4a^3, a^4]
-    d1x, d2x, d3x, d4x = -b1x, -a2x, -a3x, -a4x
-    d1y, d2y, d3y, d4y = -b1y, -a2y, -a3y, -a4y
-    cos_step = math.cos(tpt * center_freq)
-    sin_step = math.sin(tpt * center_freq)
-    c, s = 1.0, 0.0
-    # transposed direct form II states: x/y, real/imag, delays 1..4
-    zxr1 = zxr2 = zxr3 = zxr4 = zxi1 = zxi2 = zxi3 = zxi4 = 0.0
-    zyr1 = zyr2 = zyr3 = zyr4 = zyi1 = zyi2 = zyi3 = zyi4 = 0.0
-    for t in range(x.shape[0]):
-        if t > 0:
-            c, s = c * cos_step + s * sin_step, s * cos_step - c * sin_step
-        uxr, uxi, uyr, uyi = x[t] * c, x[t] * s, y[t] * c, y[t] * s
-        rx = uxr + zxr1
-        ix = uxi + zxi1
-        ry = uyr + zyr1
-        iy = uyi + zyi1
-        zxr1 = b1x * uxr + zxr2 - d1x * rx
-        zxi1 = b1x * uxi + zxi2 - d1x * ix
-        zyr1 = b1y * uyr + zyr2 - d1y * ry
-        zyi1 = b1y * uyi + zyi2 - d1y * iy
-        zxr2 = b2x * uxr + zxr3 - d2x * rx
-        zxi2 = b2x * uxi + zxi3 - d2x * ix
-        zyr2 = b2y * uyr + zyr3 - d2y * ry
-        zyi2 = b2y * uyi + zyi3 - d2y * iy
-        zxr3 = zxr4 - d3x * rx
-        zxi3 = zxi4 - d3x * ix
-        zyr3 = zyr4 - d3y * ry
-        zyi3 = zyi4 - d3y * iy
-        zxr4 = -d4x * rx
-        zxi4 = -d4x * ix
-        zyr4 = -d4y * ry
-        zyi4 = -d4y * iy
-        env_x[t] = gx * math.sqrt(rx * rx + ix * ix)
-        env_y[t] = gy * math.sqrt(ry * ry + iy * iy)
-        if want_bm:
-            bm_x[t] = gx * (rx * c + ix * s)
-            bm_y[t] = gy * (ry * c + iy * s)
-
-
 def _gammatone_pole(bandwidth: float, center_freq: float, freq_sample: float) -> float:
     """Pole radius of a gammatone band: ``bandwidth`` times the Glasberg-Moore ERB at
     ``center_freq`` Hz, formed as in Kates's code."""
@@ -391,58 +336,26 @@ def _gammatone_pole(bandwidth: float, center_freq: float, freq_sample: float) ->
     return float(np.exp(-(bandwidth * tpt * erb * 1.019)))
 
 
-def _gammatone_into(
-    reference: np.ndarray,
-    processed: np.ndarray,
-    reference_bandwidth: float,
-    processed_bandwidth: float,
+def _gammatone_two_bands_into(
+    signals: np.ndarray,
+    center_freq: np.ndarray,
+    bandwidths: np.ndarray,
     freq_sample: float,
-    center_freq: float,
     envelope: np.ndarray,
     motion: np.ndarray | None,
 ) -> None:
-    """One band of two equally long signals into ``envelope (2, n)``, ``motion (2, n)``.
+    """Gammatone filters of two bands for both rows of ``signals (2, n)`` (reference,
+    processed), into ``envelope`` and ``motion`` ``(2 bands, 2 signals, n)``.
 
-    Row 0 is the reference, row 1 the processed signal; ``motion=None`` skips the BM.
+    ``center_freq`` is ``(2,)`` Hz, ``bandwidths`` ``(2 bands, 2 signals)`` re normal ERB;
+    ``motion=None`` skips the BM. See :mod:`clarity.evaluator.haspi.gammatone_lanes`.
     """
+    poles = np.array(
+        [[_gammatone_pole(bandwidth, cf, freq_sample) for bandwidth in row]
+         for row, cf in zip(bandwidths, center_freq, strict=True)]
+    )  # fmt: skip
     tpt = 2 * np.pi / freq_sample
-    no_motion = np.empty(0)
-    _gammatone_pair(
-        np.ascontiguousarray(reference, dtype=float),
-        np.ascontiguousarray(processed, dtype=float),
-        tpt,
-        float(center_freq),
-        _gammatone_pole(reference_bandwidth, center_freq, freq_sample),
-        _gammatone_pole(processed_bandwidth, center_freq, freq_sample),
-        envelope[0],
-        no_motion if motion is None else motion[0],
-        envelope[1],
-        no_motion if motion is None else motion[1],
-        motion is not None,
-    )
-
-
-def _gammatone_rows(
-    reference: np.ndarray,
-    processed: np.ndarray,
-    reference_bandwidth: float,
-    processed_bandwidth: float,
-    freq_sample: float,
-    center_freq: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Envelopes and BM motion ``(n,)`` of two equally long signals in one band."""
-    envelope, motion = np.empty((2, len(reference))), np.empty((2, len(reference)))
-    _gammatone_into(
-        reference,
-        processed,
-        reference_bandwidth,
-        processed_bandwidth,
-        freq_sample,
-        center_freq,
-        envelope,
-        motion,
-    )
-    return envelope[0], motion[0], envelope[1], motion[1]
+    gammatone_two_bands(signals, poles, tpt * np.asarray(center_freq), envelope, motion)
 
 
 def gammatone_basilar_membrane(
@@ -467,20 +380,33 @@ def gammatone_basilar_membrane(
     if ear_q != _EAR_Q or min_bandwidth != _MIN_BW:
         raise ValueError("gammatone_basilar_membrane supports only the Glasberg-Moore ERB")
     n_common = min(len(reference), len(processed))
-    reference, processed = reference[:n_common], processed[:n_common]
-    if np.ndim(center_freq) == 0:
-        return _gammatone_rows(
-            reference, processed, reference_bandwidth, processed_bandwidth, freq_sample, center_freq
+    signals = np.ascontiguousarray(
+        np.stack((reference[:n_common], processed[:n_common])), dtype=float
+    )
+    cf = np.atleast_1d(np.asarray(center_freq, dtype=float))
+    bandwidths = np.stack(
+        [
+            np.broadcast_to(np.asarray(bandwidth, dtype=float), cf.shape)
+            for bandwidth in (reference_bandwidth, processed_bandwidth)
+        ],
+        axis=-1,
+    )  # (bands, signals)
+    n_pairs = -(-len(cf) // 2)
+    envelope, motion = np.empty((2, 2 * n_pairs, 2, n_common))
+    for pair in range(n_pairs):
+        bands = [2 * pair, min(2 * pair + 1, len(cf) - 1)]  # an odd last band twice
+        rows = slice(2 * pair, 2 * pair + 2)
+        _gammatone_two_bands_into(
+            signals, cf[bands], bandwidths[bands], freq_sample, envelope[rows], motion[rows]
         )
-    cf = np.asarray(center_freq, dtype=float)
-    ref_bw = np.broadcast_to(np.asarray(reference_bandwidth, dtype=float), cf.shape)
-    proc_bw = np.broadcast_to(np.asarray(processed_bandwidth, dtype=float), cf.shape)
-    rows = [
-        _gammatone_rows(reference, processed, ref_bw[k], proc_bw[k], freq_sample, cf[k])
-        for k in range(len(cf))
-    ]
-    env_x, bm_x, env_y, bm_y = (np.stack(column) for column in zip(*rows, strict=True))
-    return env_x, bm_x, env_y, bm_y
+    outputs = tuple(
+        np.ascontiguousarray(values[: len(cf), row])
+        for row in range(2)
+        for values in (envelope, motion)
+    )
+    if np.ndim(center_freq) == 0:
+        return tuple(output[0] for output in outputs)
+    return outputs
 
 
 def bandwidth_adjust(
@@ -1001,12 +927,15 @@ def _gammatone_pair_of_bands(
     level (``outputs.bandwidth``); the main filters then give the envelope and BM motion.
     """
     control, envelope, motion = work
-    tpt = 2 * np.pi / sample_rate
-    control_poles = np.array(
-        [[_gammatone_pole(params.bw_control[band], params.cf_control[band], sample_rate)] * 2
-         for band in bands]
-    )  # fmt: skip
-    gammatone_two_bands(signals, control_poles, tpt * params.cf_control[bands], control, None)
+    bw_control = params.bw_control[bands]
+    _gammatone_two_bands_into(
+        signals,
+        params.cf_control[bands],
+        np.stack((bw_control, bw_control), axis=-1),
+        sample_rate,
+        control,
+        None,
+    )
     for member, band in enumerate(bands):
         control_rms = np.sqrt(np.mean(control[member] ** 2, axis=1))
         outputs.bandwidth[:, band] = [
@@ -1015,11 +944,8 @@ def _gammatone_pair_of_bands(
             )
             for row in range(2)
         ]
-    poles = np.array(
-        [[_gammatone_pole(outputs.bandwidth[row, band], params.cf[band], sample_rate)
-          for row in range(2)] for band in bands]
-    )  # fmt: skip
-    gammatone_two_bands(signals, poles, tpt * params.cf[bands], envelope, motion)
+    bandwidths = outputs.bandwidth[:, bands].T  # (bands, signals)
+    _gammatone_two_bands_into(signals, params.cf[bands], bandwidths, sample_rate, envelope, motion)
 
 
 def _ear_band(
