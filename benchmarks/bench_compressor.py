@@ -20,7 +20,7 @@ from scipy.signal import lfilter
 
 from clarity.enhancer.multiband_compressor import MultibandCompressor
 from clarity.enhancer.multiband_compressor.compressor_qmul import parameter_vectors
-from clarity.enhancer.multiband_compressor.multiband_compressor import NO_BANDS, multiband_loop
+from clarity.enhancer.multiband_compressor.multiband_compressor import multiband_loop
 
 SAMPLE_RATE = 44100
 DURATION_S = 10.0
@@ -60,7 +60,7 @@ def one_thread(mbc: MultibandCompressor, signal: np.ndarray) -> np.ndarray:
     output = np.empty_like(signal)
     parameters = parameter_vectors(mbc.compressor)
     for channel in range(signal.shape[0]):
-        loop(signal, parameters, output, NO_BANDS, channel, threads=1)
+        loop(signal, parameters, output, None, channel, threads=1)
     return output
 
 

@@ -36,7 +36,7 @@ def lanewise_loop(function) -> SampleLoop:
 def apply(loop: SampleLoop, values: np.ndarray) -> np.ndarray:
     block = values.reshape(LANES, -1)
     out = np.empty_like(block)
-    loop(block, np.zeros(LANES), out, np.zeros((1, 1, 1)), 0)
+    loop(block, None, out, None, 0)
     return out.ravel()
 
 
@@ -127,7 +127,7 @@ def test_pipeline_works_in_a_forked_child():
     loop = multiband_loop(mbc.crossover.wavefront, False)
     parameters = parameter_vectors(mbc.compressor)
     expected = np.empty_like(signal)
-    loop(signal, parameters, expected, np.zeros((1, 1, 1)), 0, threads=2)
+    loop(signal, parameters, expected, None, 0, threads=2)
     with multiprocessing.get_context("fork").Pool(1) as pool:
         result = pool.apply_async(_compress_in_child, (signal, mbc)).get(timeout=120)
     np.testing.assert_array_equal(result, expected)
@@ -136,7 +136,7 @@ def test_pipeline_works_in_a_forked_child():
 def _compress_in_child(signal: np.ndarray, mbc: MultibandCompressor) -> np.ndarray:
     loop = multiband_loop(mbc.crossover.wavefront, False)
     out = np.empty_like(signal)
-    loop(signal, parameter_vectors(mbc.compressor), out, np.zeros((1, 1, 1)), 0, threads=2)
+    loop(signal, parameter_vectors(mbc.compressor), out, None, 0, threads=2)
     return out
 
 

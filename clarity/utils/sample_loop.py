@@ -34,6 +34,10 @@ from numba.extending import intrinsic
 
 from clarity.utils.vector_ir import DOUBLE, INT64, LANES, VECTOR
 
+# placeholders for the arrays a loop's phases do not touch (one compiled type per argument)
+UNUSED_PARAMS = np.zeros(LANES)
+UNUSED_OUT = np.zeros((1, 1))
+UNUSED_BANDS = np.zeros((1, 1, 1))
 BLOCK = 128  # steps per sub-block of a stage (its scratch vectors stay in the L1 cache)
 PIPELINE_BLOCK = 16384  # steps handed from the first stage's thread to the second's
 
@@ -237,7 +241,7 @@ class SampleLoop:
     """A compiled loop over the steps t = 0 .. n_samples + delay - 1 of one row of a signal.
 
     Call it as loop(signal, params, out, bands, row), arrays as described in `StepContext`
-    (pass small dummies for those the phases do not touch); params holds 8 n_params values.
+    (None for those the phases do not touch); params holds 8 n_params values.
     Each stage has its own `n_slots` state vectors and ring of `n_ring` vectors, all starting
     at zero; `n_scratch` vectors per step carry values between phases and stages.
     """
@@ -286,14 +290,18 @@ class SampleLoop:
     def __call__(
         self,
         signal: np.ndarray,
-        params: np.ndarray,
-        out: np.ndarray,
-        bands: np.ndarray,
+        params: np.ndarray | None,
+        out: np.ndarray | None,
+        bands: np.ndarray | None,
         row: int,
         threads: int | None = None,
     ) -> None:
         """Run the loop on `row`; with two stages and `threads` (default: `available_threads()`)
-        >= 2, as a two-thread pipeline for signals longer than PIPELINE_BLOCK steps."""
+        >= 2, as a two-thread pipeline for signals longer than PIPELINE_BLOCK steps. An array
+        given as None is one the phases do not touch (a small placeholder is passed)."""
+        params = UNUSED_PARAMS if params is None else params
+        out = UNUSED_OUT if out is None else out
+        bands = UNUSED_BANDS if bands is None else bands
         n_steps = signal.shape[1] + self.delay
         threads = available_threads() if threads is None else threads
         if len(self.stages) == 1 or n_steps <= PIPELINE_BLOCK or threads < 2:

@@ -43,7 +43,6 @@ from clarity.utils.vector_ir import INT64, LANES
 ZERO_FLOOR = 1e-12  # value given to exact zeros (as the official compressor does)
 LEVEL_FLOOR_DB = -120.0  # lowest level seen by the gain computer
 LN10_OVER_20 = math.log(10.0) / 20.0  # 10**(g / 20) == exp(g * LN10_OVER_20)
-NO_BANDS = np.zeros((1, 1, 1))  # the single-band loop writes no bands
 PARAMETERS = ("threshold", "ratio", "knee_width", "alpha_attack", "alpha_release", "makeup_gain")
 
 # (name, low, high, unit) of the ranges the official toolkit recommends; outside them it warns
@@ -322,7 +321,7 @@ class Compressor:
         for first in range(0, n_rows, LANES):
             count = min(LANES, n_rows - first)
             block[:count] = rows[first : first + count]
-            compress(block, parameters, compressed, NO_BANDS, 0)
+            compress(block, parameters, compressed, None, 0)
             output[first : first + count] = compressed[:count]
         return output.reshape(signal.shape)
 

@@ -112,8 +112,6 @@ def check_crossover_frequencies(frequencies: np.ndarray, sample_rate: float) -> 
         )
 
 
-NO_PARAMETERS = np.zeros(8)  # the crossover loop has no parameters and no summed output
-NO_OUTPUT = np.zeros((1, 1))
 EXACT_ALLPASS_MAX_FREQUENCY = 0.05  # fraction of fs below which an all-pass stays exact
 EXACT_LINKWITZ_RILEY_MAX_FREQUENCY = 0.0075  # same for a low- or high-pass
 
@@ -260,7 +258,7 @@ class Crossover:
         bands = np.empty((self.num_bands, n_rows, rows.shape[1]))
         split = crossover_loop(self.wavefront)
         for row in range(n_rows):
-            split(rows, NO_PARAMETERS, NO_OUTPUT, bands, row)
+            split(rows, None, None, bands, row)
         bands = bands.reshape((self.num_bands, *time_last.shape))
         return np.moveaxis(bands, -1, axis if axis < 0 else axis + 1)
 

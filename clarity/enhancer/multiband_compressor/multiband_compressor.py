@@ -59,9 +59,6 @@ def per_band_values(name: str, value: float | Sequence[float] | np.ndarray, n_ba
     return values
 
 
-NO_BANDS = np.zeros((1, 1, 1))  # passed when the compressed bands are not returned
-
-
 @lru_cache(maxsize=32)
 def multiband_loop(wavefront: Wavefront, return_bands: bool) -> SampleLoop:
     """Compiled loop(signal, params, out, bands, row): crossover, compressors and sum of one
@@ -213,9 +210,7 @@ class MultibandCompressor:
         n_channels, n_samples = signal.shape
         signal = np.ascontiguousarray(signal)
         output = np.empty((n_channels, n_samples))
-        bands = (
-            np.empty((self.num_compressors, n_channels, n_samples)) if return_bands else NO_BANDS
-        )
+        bands = np.empty((self.num_compressors, n_channels, n_samples)) if return_bands else None
         compress = multiband_loop(self.crossover.wavefront, return_bands)
         parameters = parameter_vectors(self.compressor)
         for channel in range(n_channels):

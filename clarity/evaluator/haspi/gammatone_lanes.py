@@ -82,9 +82,7 @@ def _emit_step(context: StepContext, want_motion: bool) -> None:
     previous = builder.load(slots[0])
     swapped = vector_ir.shuffle(builder, previous, SWAP_PAIRS)
     # cos' = cos c + sin s, sin' = sin c + cos (-s) (= sin c - cos s exactly)
-    rotated = builder.fadd(
-        builder.fmul(previous, cos_step), builder.fmul(swapped, signed_sin_step)
-    )
+    rotated = builder.fadd(builder.fmul(previous, cos_step), builder.fmul(swapped, signed_sin_step))
     first = builder.icmp_signed("==", context.t, INT64(0))
     rotation = builder.select(first, vector_ir.constant([1.0, 0.0] * 4), rotated)
     builder.store(rotation, slots[0])
@@ -134,9 +132,6 @@ def pair_loop(want_motion: bool) -> SampleLoop:
     return SampleLoop([[step]], delay=0, n_slots=N_SLOTS, n_params=len(PARAMETERS))
 
 
-NO_MOTION = np.zeros((1, 1, 1))  # passed when the motion is not wanted
-
-
 def gammatone_two_bands(
     signals: np.ndarray,
     poles: np.ndarray,
@@ -154,6 +149,4 @@ def gammatone_two_bands(
         motion: same for the BM motion, or None to skip it.
     """
     parameters = pair_parameters(poles, tpt_center_frequencies)
-    pair_loop(motion is not None)(
-        signals, parameters, envelope, NO_MOTION if motion is None else motion, 0
-    )
+    pair_loop(motion is not None)(signals, parameters, envelope, motion, 0)
