@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from clarity.cad2.seeding import seed_from_text
 from clarity.cad2.testing import synthetic_stem
 from clarity.cad2.zenodo import prepare_dataset, unpack_packages
+from clarity.utils.generated_files import check_replaceable, write_generated_text
 
 SAMPLE_RATE = 44100
 TRACKS = {  # package, top folder, track path in the dataset folder
@@ -120,7 +122,7 @@ def test_missing_source_file_is_named(downloads, tmp_path):
         prepare_dataset(folder, root, root / "audio", root / "metadata")
 
 
-def test_generate_train_scenes_script(tmp_path, run_script):
+def _train_metadata(tmp_path):
     metadata = tmp_path / "root" / "metadata"
     metadata.mkdir(parents=True)
     music = {"duet": {"source_1": {}, "source_2": {}, "mixture": {}}}
@@ -128,18 +130,71 @@ def test_generate_train_scenes_script(tmp_path, run_script):
     (metadata / "gains_meta.json").write_text(json.dumps({"2": {"gain_a": {}, "gain_b": {}}}))
     listeners = {f"L000{i}": {} for i in range(1, 4)}
     (metadata / "listeners.train.json").write_text(json.dumps(listeners))
-    result = run_script(
-        "process_dataset/generate_train_scenes.py",
-        [
-            f"path.root={tmp_path / 'root'}", f"hydra.run.dir={tmp_path}/log",
-            "gains_per_track=5", "listener_per_scene=3",
-        ],
-    )
+    return metadata, listeners
+
+
+def _official_draws(metadata, gains_per_track, listener_per_scene):
+    """What the official generator writes for one song of two sources: the same legacy draws
+    (seed text Cad2Task2_2024, then Cadenza2-scene) and json.dump(..., indent=4)."""
+    np.random.seed(seed_from_text("Cad2Task2_2024"))
+    scenes = {
+        f"S{10001 + i}": {"music": "duet", "gain": np.random.choice(["gain_a", "gain_b"])}
+        for i in range(gains_per_track)
+    }
+    listeners = list(json.loads((metadata / "listeners.train.json").read_text()))
+    np.random.seed(seed_from_text("Cadenza2-scene"))
+    scene_listeners = {
+        scene: list(np.random.choice(listeners, listener_per_scene)) for scene in scenes
+    }
+    return json.dumps(scenes, indent=4), json.dumps(scene_listeners, indent=4)
+
+
+def test_generate_train_scenes_script(tmp_path, run_script):
+    metadata, listeners = _train_metadata(tmp_path)
+    arguments = [
+        f"path.root={tmp_path / 'root'}", f"hydra.run.dir={tmp_path}/log",
+        "gains_per_track=5", "listener_per_scene=3",
+    ]
+    result = run_script("process_dataset/generate_train_scenes.py", arguments)
     assert result.returncode == 0, result.stderr[-3000:]
-    scenes = json.loads((metadata / "scenes.train.json").read_text())
+    scenes_text = (metadata / "scenes.train2.json").read_text()
+    scene_listeners_text = (metadata / "scene_listeners.train2.json").read_text()
+    assert (scenes_text, scene_listeners_text) == _official_draws(metadata, 5, 3)
+    scenes = json.loads(scenes_text)
     assert list(scenes) == [f"S1000{i}" for i in range(1, 6)]
-    assert {scene["gain"] for scene in scenes.values()} <= {"gain_a", "gain_b"}
-    scene_listeners = json.loads((metadata / "scene_listeners.train.json").read_text())
+    scene_listeners = json.loads(scene_listeners_text)
     assert list(scene_listeners) == list(scenes)
     for chosen in scene_listeners.values():
         assert len(chosen) == 3 and set(chosen) <= set(listeners)
+    # a second run may replace the files it wrote itself
+    result = run_script("process_dataset/generate_train_scenes.py", arguments)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (metadata / "scenes.train2.json").read_text() == scenes_text
+
+
+def test_generate_train_scenes_keeps_released_metadata(tmp_path, run_script):
+    metadata, _ = _train_metadata(tmp_path)
+    released = metadata / "scene_listeners.train.json"
+    released.write_text('{"S10001": ["L0001"]}')
+    arguments = [
+        f"path.root={tmp_path / 'root'}", f"hydra.run.dir={tmp_path}/log",
+        f"path.scene_listeners_file={released}",
+    ]
+    result = run_script("process_dataset/generate_train_scenes.py", arguments)
+    assert result.returncode != 0
+    assert f"refusing to replace {released}" in result.stderr
+    assert released.read_text() == '{"S10001": ["L0001"]}'
+    assert not (metadata / "scenes.train2.json").exists()  # nothing written before the check
+    result = run_script("process_dataset/generate_train_scenes.py", [*arguments, "overwrite=true"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert released.read_text() == _official_draws(metadata, 4, 2)[1]
+
+
+def test_a_generated_file_edited_by_hand_is_not_replaced(tmp_path):
+    path = tmp_path / "scenes.train2.json"
+    write_generated_text(path, "{}")
+    check_replaceable([path], overwrite=False)
+    path.write_text('{"edited": 1}')
+    with pytest.raises(FileExistsError, match=r"scenes\.train2\.json"):
+        check_replaceable([path], overwrite=False)
+    check_replaceable([path], overwrite=True)
