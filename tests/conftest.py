@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -91,3 +92,33 @@ def run_script() -> Callable[..., subprocess.CompletedProcess]:
     """`(script, arguments, timeout=300)`: run a script (path relative to the repository root)
     in a subprocess from the repository root; returns the completed process."""
     return _run_script
+
+
+_LOCK_HOLDER = (
+    "import sys, time\n"
+    "from clarity.utils.file_lock import exclusive_lock\n"
+    "with exclusive_lock(sys.argv[1]):\n"
+    "    print('locked', flush=True)\n"
+    "    time.sleep(120)\n"
+)
+
+
+@pytest.fixture
+def lock_holder() -> Callable[[Path], contextlib.AbstractContextManager[subprocess.Popen]]:
+    """`with lock_holder(path) as process:` another process holds the lock of `path` inside the
+    block (it is killed at the end)."""
+
+    @contextlib.contextmanager
+    def hold(path: Path):
+        process = subprocess.Popen(
+            [sys.executable, "-c", _LOCK_HOLDER, str(path)], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert process.stdout.readline().strip() == "locked"
+            yield process
+        finally:
+            process.kill()
+            process.wait()
+            process.stdout.close()
+
+    return hold

@@ -256,3 +256,20 @@ def test_failed_pairs_are_listed(mini_dataset, tmp_path, recipe_overrides, recip
     with pytest.raises(FailedScenesError, match="scene S50001 listener L0002"):
         run_evaluate(config)
     assert len(read_scores(exp / "scores.csv")) == 2
+
+
+def test_a_second_evaluate_on_the_same_scores_file_stops_at_once(
+    mini_dataset, tmp_path, recipe_overrides, recipe_config, run_script, lock_holder
+):
+    exp = tmp_path / "exp"
+    config = recipe_config(recipe_overrides(mini_dataset, exp, "oracle"))
+    run_enhance(config)
+    with lock_holder(exp / "scores.csv") as holder:
+        result = run_script("baseline/evaluate.py", recipe_overrides(mini_dataset, exp, "oracle"))
+        assert result.returncode != 0
+        assert f"scores.csv is being written by process {holder.pid}" in result.stderr
+        assert not (exp / "scores.csv").exists()
+    first = run_script("baseline/evaluate.py", recipe_overrides(mini_dataset, exp, "oracle"))
+    assert first.returncode == 0, first.stderr[-3000:]
+    logs = sorted((exp / "logs" / "evaluate").iterdir())
+    assert len(logs) == 2 and logs[0].name != logs[1].name

@@ -26,7 +26,6 @@ from clarity.cad2.remix import (
     level_adjustment_db,
     remix_stems,
 )
-from clarity.cad2.scores import SCORES_COLUMNS, merge_batch_scores, open_scores_file
 from clarity.cad2.seeding import seed_from_text
 from clarity.cad2.train_scenes import generate_scene_listeners, generate_scenes
 
@@ -168,41 +167,6 @@ def test_seed_is_the_md5_modulo_10_to_the_8():
     # md5("") = d41d8cd98f00b204e9800998ecf8427e (RFC 1321 test suite)
     assert seed_from_text("") == int("d41d8cd98f00b204e9800998ecf8427e", 16) % 10**8
     assert seed_from_text("S50001") == int(hashlib.md5(b"S50001").hexdigest(), 16) % 10**8
-
-
-def row(scene, listener, score):
-    return {"scene": scene, "song": "song", "listener": listener,
-            "left_haaqi": score, "right_haaqi": score, "avg_haaqi": score}
-
-
-def test_scores_file_resume_and_merge(tmp_path):
-    path = tmp_path / "scores_1-2.csv"
-    results, done = open_scores_file(path, overwrite=False)
-    assert done == set()
-    results.add_result(row("S1", "L1", 0.5))
-    results.add_result(row("S2", "L1", 0.25))
-    with path.open("a") as file:
-        file.write("S3,song,L1,0.1")  # cut short by an interruption
-    results, done = open_scores_file(path, overwrite=False)
-    assert done == {("S1", "L1"), ("S2", "L1")}
-    assert path.read_text().count("\n") == 3
-    _, done = open_scores_file(path, overwrite=True)
-    assert done == set() and path.read_text().strip() == ",".join(SCORES_COLUMNS)
-
-    results.add_result(row("S1", "L1", 0.5))
-    other = tmp_path / "other.csv"
-    other.write_text("scene,score\nS1,0.5\n")
-    with pytest.raises(ValueError, match="header"):
-        open_scores_file(other, overwrite=False)
-    assert other.read_text() == "scene,score\nS1,0.5\n"
-    with pytest.raises(ValueError, match=r"scores_2-2\.csv"):
-        merge_batch_scores(tmp_path, 2)
-    second, _ = open_scores_file(tmp_path / "scores_2-2.csv", overwrite=False)
-    second.add_result(row("S2", "L2", 0.75))
-    merged = merge_batch_scores(tmp_path, 2)
-    assert merged.read_text().splitlines()[1:] == [
-        "S1,song,L1,0.5,0.5,0.5", "S2,song,L2,0.75,0.75,0.75"
-    ]
 
 
 def test_train_scenes_follow_the_legacy_generator():

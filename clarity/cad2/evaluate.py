@@ -36,11 +36,12 @@ from clarity.cad2.remix import (
 )
 from clarity.cad2.runner import Pair, RunSummary, raise_for_failures, run_pairs
 from clarity.cad2.score_plots import plot_scores
-from clarity.cad2.scores import mean_scores, open_scores_file
+from clarity.cad2.scores import mean_scores, open_scores_file, score_settings
 from clarity.cad2.seeding import seed_from_text
 from clarity.enhancer.multiband_compressor import MultibandCompressor
 from clarity.evaluator.haaqi import compute_haaqi
 from clarity.utils.audiogram import Listener
+from clarity.utils.file_lock import exclusive_lock
 from clarity.utils.flac_encoder import read_flac_signal
 from clarity.utils.signal_processing import compute_rms, resample
 
@@ -181,8 +182,12 @@ def run_evaluate(config: DictConfig) -> tuple[RunSummary, Path]:
     Returns:
         The run summary and the scores file.
 
+    The scores file is locked for the whole run (`evaluate.wait_for_lock`: wait for another run
+    holding it instead of stopping).
+
     Raises:
         ValueError: before any work, for a bad config, metadata or reference audio file.
+        FileLockedError: before any work, when another process writes the same scores file.
         FailedScenesError: after the run, listing the pairs that failed.
     """
     metadata, pairs = load_run_inputs(config)
@@ -196,7 +201,21 @@ def run_evaluate(config: DictConfig) -> tuple[RunSummary, Path]:
         config.input_sample_rate,
     )
     path = scores_path(config)
-    results, done = open_scores_file(path, overwrite=config.overwrite)
+    with exclusive_lock(path, wait=config.evaluate.wait_for_lock):
+        return _evaluate_pairs(config, metadata, pairs, path)
+
+
+def _evaluate_pairs(
+    config: DictConfig, metadata: RecipeMetadata, pairs: list[Pair], path: Path
+) -> tuple[RunSummary, Path]:
+    """`run_evaluate` once its scores file is locked."""
+    results, done = open_scores_file(
+        path,
+        config.overwrite,
+        score_settings(config),
+        config.evaluate.batch,
+        config.evaluate.batch_size,
+    )
     logger.info("Scoring %d pair(s) into %s", len(pairs), path)
     summary = run_pairs(
         pairs,

@@ -14,6 +14,7 @@ pair).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -70,4 +71,10 @@ def claim_exp_folder(config: DictConfig) -> None:
     write_atomically(record, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
+def process_id() -> str:
+    """This process's id, so that two runs started in the same second log to two folders."""
+    return str(os.getpid())
+
+
 OmegaConf.register_new_resolver("cad2_exp_folder", default_exp_folder, replace=True)
+OmegaConf.register_new_resolver("cad2_process_id", process_id, replace=True)
