@@ -159,6 +159,9 @@ BROKEN_INPUTS = {
         [], "audio file(s) not found",
         lambda root: (root / "audio" / "valid" / "mini_trio_000" / "Flute.flac").unlink(),
     ),
+    "workers not a number": (
+        ["evaluate.num_workers=abc"], "evaluate.num_workers must be an integer, got 'abc'", None
+    ),
     "wrong sample rate": (
         [], "sample rate 48000 Hz, expected input_sample_rate=44100",
         lambda root: write_at_48k(root / "audio" / "valid" / "mini_trio_000" / "Cello.flac"),
@@ -273,3 +276,61 @@ def test_a_second_evaluate_on_the_same_scores_file_stops_at_once(
     assert first.returncode == 0, first.stderr[-3000:]
     logs = sorted((exp / "logs" / "evaluate").iterdir())
     assert len(logs) == 2 and logs[0].name != logs[1].name
+
+
+def test_resume_redoes_a_broken_enhanced_file(mini_dataset, tmp_path, recipe_overrides,
+                                               recipe_config):
+    exp = tmp_path / "exp"
+    config = recipe_config(recipe_overrides(mini_dataset, exp, "oracle"))
+    run_enhance(config)
+    files = enhanced_files(exp)
+    expected = {path: path.read_bytes() for path in files}
+    truncated, mono, kept = files
+    truncated.write_bytes(expected[truncated][: len(expected[truncated]) // 2])
+    signal, rate = sf.read(mono)
+    sf.write(mono, signal[:, 0], rate, subtype="PCM_16")
+    stamp = kept.stat().st_mtime_ns
+    summary = run_enhance(config)
+    assert sorted(summary.processed) == sorted(
+        tuple(path.name.split("_")[:2]) for path in (truncated, mono)
+    )
+    assert {path: path.read_bytes() for path in files} == expected
+    assert kept.stat().st_mtime_ns == stamp
+
+
+def test_evaluate_names_a_mono_enhanced_file(mini_dataset, tmp_path, recipe_overrides,
+                                             recipe_config):
+    exp = tmp_path / "exp"
+    config = recipe_config(recipe_overrides(mini_dataset, exp, "oracle"))
+    run_enhance(config)
+    mono = exp / "enhanced_signals" / "valid" / "S50001_L0002_remix.flac"
+    signal, rate = sf.read(mono)
+    sf.write(mono, signal[:, 0], rate, subtype="PCM_16")
+    with pytest.raises(FailedScenesError, match=r"S50001_L0002_remix\.flac: 1 channel\(s\), "
+                                                r"expected 2; run enhance again"):
+        run_evaluate(config)
+
+
+def test_a_silent_reference_is_a_named_failure_not_a_nan_row(
+    mini_dataset, tmp_path, recipe_overrides, recipe_config
+):
+    exp = tmp_path / "exp"
+    config = recipe_config(recipe_overrides(mini_dataset, exp, "oracle"))
+    run_enhance(config)
+    for stem in (mini_dataset / "audio" / "valid" / "mini_trio_000").glob("*.flac"):
+        if stem.name != "mixture.flac":
+            signal, rate = sf.read(stem)
+            sf.write(stem, np.zeros_like(signal), rate, subtype="PCM_16")
+    with pytest.raises(FailedScenesError, match="reference mixture of scene S50002 is silent"):
+        run_evaluate(config)
+    text = (exp / "scores.csv").read_text()
+    assert "S50002" not in text and "nan" not in text.lower()
+    assert len(read_scores(exp / "scores.csv")) == 2
+
+
+def test_a_non_finite_stem_is_named(mini_dataset, tmp_path, recipe_overrides, recipe_config):
+    cello = mini_dataset / "audio" / "valid" / "mini_trio_000" / "Cello.flac"
+    cello.with_suffix(".txt").write_text("nan")
+    config = recipe_config(recipe_overrides(mini_dataset, tmp_path / "exp", "oracle"))
+    with pytest.raises(FailedScenesError, match=r"Cello\.flac: holds non-finite samples"):
+        run_enhance(config)

@@ -16,7 +16,12 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from clarity.cad2.audio_io import read_segment
+from clarity.cad2.audio_io import (
+    read_segment,
+    resampled_length,
+    segment_length,
+    signal_file_problem,
+)
 from clarity.cad2.batching import select_batch
 from clarity.cad2.experiment import claim_exp_folder
 from clarity.cad2.metadata import (
@@ -123,6 +128,34 @@ def enhance_pair(
     return compress_ears(remix, compressor, settings)
 
 
+def enhanced_signal_problem(
+    config: DictConfig, metadata: RecipeMetadata, pair: Pair
+) -> str | None:
+    """Why the enhanced FLAC of a pair is not a complete enhanced signal (missing, undecodable,
+    or not `remix_sample_rate` Hz stereo of the mixture segment's length), or None."""
+    path = enhanced_path(config.path.exp_folder, *pair)
+    if not path.is_file():
+        return "not found"
+    mixture = metadata.song_of(pair[0]).mixture
+    samples = resampled_length(
+        segment_length(config.input_sample_rate, mixture.start, mixture.duration),
+        config.input_sample_rate,
+        config.remix_sample_rate,
+    )
+    return signal_file_problem(path, config.remix_sample_rate, 2, samples)
+
+
+def is_enhanced(config: DictConfig, metadata: RecipeMetadata, pair: Pair) -> bool:
+    """Whether a pair's enhanced FLAC exists and is complete; an existing file that is not is
+    logged and will be made again."""
+    problem = enhanced_signal_problem(config, metadata, pair)
+    if problem is not None and problem != "not found":
+        logger.warning(
+            "%s: %s; enhancing it again", enhanced_path(config.path.exp_folder, *pair), problem
+        )
+    return problem is None
+
+
 def run_enhance(config: DictConfig) -> RunSummary:
     """Enhance every pair of the batch; skip pairs already saved unless `overwrite`.
 
@@ -174,7 +207,7 @@ def run_enhance(config: DictConfig) -> RunSummary:
         pairs,
         enhance_and_save,
         stage="enhance",
-        is_done=lambda pair: not config.overwrite and enhanced_path(exp_folder, *pair).is_file(),
+        is_done=lambda pair: not config.overwrite and is_enhanced(config, metadata, pair),
         initializer=prepare,
     )
     raise_for_failures(summary)

@@ -23,7 +23,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from clarity.cad2.audio_io import cut_segment, read_track
 from clarity.cad2.batching import scores_file_name
-from clarity.cad2.enhance import enhanced_path, load_run_inputs, make_compressor
+from clarity.cad2.enhance import (
+    enhanced_path,
+    enhanced_signal_problem,
+    load_run_inputs,
+    make_compressor,
+)
 from clarity.cad2.metadata import RecipeMetadata, Song
 from clarity.cad2.preflight import check_audio_files
 from clarity.cad2.remix import (
@@ -81,17 +86,22 @@ def score_pair(
     song = metadata.song_of(scene_id)
     listener = metadata.listeners[listener_id]
     path = enhanced_path(config.path.exp_folder, scene_id, listener_id)
-    if not path.is_file():
+    problem = enhanced_signal_problem(config, metadata, pair)
+    if problem == "not found":
         raise FileNotFoundError(f"enhanced signal not found: {path}")
-    enhanced, enhanced_sample_rate = read_flac_signal(path)
-    if int(enhanced_sample_rate) != config.remix_sample_rate:
-        raise ValueError(
-            f"{path}: sample rate {enhanced_sample_rate} Hz, expected remix_sample_rate="
-            f"{config.remix_sample_rate} Hz"
-        )
+    if problem is not None:
+        raise ValueError(f"enhanced signal {path}: {problem}; run enhance again")
+    enhanced, _ = read_flac_signal(path)
     reference = reference_mixture(
         song, metadata.gains_of(scene_id), config.path.music_dir, config.input_sample_rate
     )
+    silent = [ear for channel, ear in enumerate(EARS) if not np.any(reference[:, channel])]
+    if silent:
+        raise ValueError(
+            f"the reference mixture of scene {scene_id} is silent in the {' and '.join(silent)} "
+            "channel(s) (all its stems are silent there): HAAQI is undefined for a silent "
+            "reference (the official toolkit stops with an IndexError)"
+        )
     settings = ear_compressor_settings(
         metadata.compressor_params[listener_id],
         config.enhancer.attack,
@@ -115,6 +125,11 @@ def score_pair(
             audiogram=getattr(listener, f"audiogram_{ear}"),
             equalisation=2,
             level1=65 - 20 * np.log10(compute_rms(reference[:, channel])),
+        )
+    not_finite = {ear: score for ear, score in scores.items() if not np.isfinite(score)}
+    if not_finite:
+        raise ValueError(
+            f"HAAQI of scene {scene_id} listener {listener_id} is not finite: {not_finite}"
         )
     return {
         "scene": scene_id,

@@ -41,6 +41,10 @@ def check_config(config: DictConfig) -> None:
                 f"enhancer.{key} needs {num_bands} values (one per band of "
                 f"enhancer.crossover_frequencies), got {len(config.enhancer[key])}"
             )
+    for key in ("num_workers", "batch_size", "batch"):
+        value = config.evaluate[key]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"evaluate.{key} must be an integer, got {value!r}")
     if config.evaluate.num_workers < 1:
         raise ValueError(f"evaluate.num_workers must be >= 1, got {config.evaluate.num_workers}")
 
