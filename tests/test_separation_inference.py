@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 
 import numpy as np
 import pytest
@@ -226,3 +227,14 @@ def test_causal_flag_of_config_must_match_the_requested_causality(tmp_path):
     config_path.write_text(json.dumps({"causal": True, "R": "x"}), encoding="utf-8")
     with pytest.raises(ValueError, match="'R' must be a positive int"):
         load_separation_models("causal", tmp_path, ["Cello"])
+
+
+@pytest.mark.parametrize("damage", ["cut short", "not safetensors"])
+def test_a_corrupt_weights_file_is_named_before_loading(tmp_path, damage):
+    write_checkpoints(tmp_path, ["Cello"])
+    weights = tmp_path / "ConvTasNet_Cello_NonCausal" / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[:4] if damage == "cut short" else b"\xff" * 64 + data)
+    with pytest.raises(ValueError, match=rf"unreadable {re.escape(str(weights))}: not a complete "
+                                         "safetensors file"):
+        validate_checkpoint_dir(tmp_path, "noncausal", ["Cello"])

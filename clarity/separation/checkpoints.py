@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 
 from clarity.separation.convtasnet import CONFIG_FILE, WEIGHTS_FILE, ConvTasNetStereo
 from clarity.separation.inference import resolve_device
@@ -72,11 +73,24 @@ def validate_checkpoint_dir(
         problems.extend(f"missing file {folder / name}" for name in absent)
         if CONFIG_FILE not in absent:
             problems.extend(_config_problems(folder / CONFIG_FILE, causal=suffix == "Causal"))
+        if WEIGHTS_FILE not in absent:
+            problems.extend(_weights_problems(folder / WEIGHTS_FILE))
     if problems:
         raise ValueError(
             f"incomplete {causality} separation checkpoints in {root}:\n  " + "\n  ".join(problems)
         )
     return folders
+
+
+def _weights_problems(weights_path: Path) -> list[str]:
+    """A weights file whose safetensors header cannot be read (cut short, or not safetensors);
+    reads the header only."""
+    try:
+        with safe_open(str(weights_path), framework="pt") as weights:
+            weights.keys()
+    except (SafetensorError, OSError) as error:
+        return [f"unreadable {weights_path}: not a complete safetensors file ({error})"]
+    return []
 
 
 def _config_problems(config_path: Path, causal: bool) -> list[str]:
