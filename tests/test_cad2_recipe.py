@@ -334,3 +334,25 @@ def test_a_non_finite_stem_is_named(mini_dataset, tmp_path, recipe_overrides, re
     config = recipe_config(recipe_overrides(mini_dataset, tmp_path / "exp", "oracle"))
     with pytest.raises(FailedScenesError, match=r"Cello\.flac: holds non-finite samples"):
         run_enhance(config)
+
+
+def test_merge_refuses_a_missing_batch(mini_dataset, tmp_path, recipe_overrides, recipe_config,
+                                       run_script):
+    exp = tmp_path / "exp"
+    run_enhance(recipe_config(recipe_overrides(mini_dataset, exp, "oracle")))
+    first = recipe_config(
+        recipe_overrides(mini_dataset, exp, "oracle", "evaluate.batch_size=2", "evaluate.batch=0")
+    )
+    run_evaluate(first)
+    merge = recipe_overrides(mini_dataset, exp, "oracle", "evaluate.batch_size=2")
+    result = run_script("baseline/merge_batches_results.py", merge)
+    assert result.returncode != 0
+    assert "scores_2-2.csv: not found (batch 2 of 2)" in result.stderr
+    assert not (exp / "scores.csv").exists()
+    result = run_script(
+        "baseline/merge_batches_results.py", [*merge, "evaluate.allow_partial_merge=true"]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "(1 pair(s) missing)" in result.stdout
+    merged, batch = read_scores(exp / "scores.csv"), read_scores(exp / "scores_1-2.csv")
+    pd.testing.assert_frame_equal(merged, batch)
