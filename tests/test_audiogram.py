@@ -10,7 +10,10 @@ from clarity.utils.audiogram import (
     AUDIOGRAM_REF,
     FULL_STANDARD_AUDIOGRAM_FREQUENCIES,
     Audiogram,
+    AudiogramShapeError,
     Listener,
+    ListenerFileNotFoundError,
+    ListenerKeyError,
 )
 
 SIX = np.array([250, 500, 1000, 2000, 4000, 6000])
@@ -71,6 +74,23 @@ def test_bad_audiograms_raise(levels, frequencies, message):
         Audiogram(levels=np.array(levels, dtype=float), frequencies=np.array(frequencies))
 
 
+@pytest.mark.parametrize("levels", [None, 3.0])
+def test_unsized_levels_raise_both_type_and_value_error(levels):
+    """pyClarity raises TypeError for Audiogram(None); this package's check is a ValueError."""
+    for expected in (TypeError, ValueError):
+        with pytest.raises(expected, match="1-D"):
+            Audiogram(levels)
+    with pytest.raises(AudiogramShapeError):
+        Audiogram(levels=[[10, 20]], frequencies=[[250, 500]])
+
+
+def test_levels_of_the_wrong_length_for_the_default_frequencies():
+    with pytest.raises(ValueError, match="same length") as error:
+        Audiogram([1])
+    assert not isinstance(error.value, TypeError)
+    assert len(Audiogram(list(range(8))).frequencies) == 8
+
+
 def _listener_entry(name):
     return {
         "name": name,
@@ -103,6 +123,26 @@ def test_missing_key_names_listener_and_key(tmp_path):
     path = tmp_path / "listeners.json"
     path.write_text(json.dumps({"L0007": entry}))
     with pytest.raises(ValueError, match=r"L0007.*audiogram_levels_r"):
+        Listener.load_listener_dict(path)
+    with pytest.raises(KeyError) as error:  # pyClarity's exception type
+        Listener.from_dict(entry)
+    assert isinstance(error.value, ListenerKeyError)
+    assert str(error.value) == "Listener 'L0007': missing key(s) ['audiogram_levels_r']"
+
+
+def test_missing_listener_file_is_a_file_not_found_error(tmp_path):
+    for expected in (FileNotFoundError, ValueError):
+        with pytest.raises(expected, match="listeners file not found"):
+            Listener.load_listener_dict(tmp_path / "absent.json")
+    assert issubclass(ListenerFileNotFoundError, FileNotFoundError)
+
+
+def test_errors_keep_their_type_when_the_file_name_is_added(tmp_path):
+    entry = _listener_entry("L0004")
+    entry["audiogram_levels_l"] = None
+    path = tmp_path / "listeners.json"
+    path.write_text(json.dumps({"L0004": entry}))
+    with pytest.raises(TypeError, match=r"listeners\.json: Listener 'L0004', field "):
         Listener.load_listener_dict(path)
 
 

@@ -33,6 +33,17 @@ def test_int16_samples_survive_exactly(tmp_path):
     np.testing.assert_array_equal(FlacEncoder.decode(tmp_path / "mono.flac")[0], mono)
 
 
+def test_encode_without_a_file_returns_the_flac_bytes(tmp_path):
+    samples = np.random.default_rng(2).integers(-32768, 32767, (800, 2)).astype(np.int16)
+    encoded = FlacEncoder(compression_level=8).encode(samples, 22050)
+    assert encoded[:4] == b"fLaC"
+    written = tmp_path / "x.flac"
+    written.write_bytes(encoded)
+    decoded, rate = FlacEncoder.decode(written)
+    np.testing.assert_array_equal(decoded, samples)
+    assert rate == 22050.0
+
+
 def test_resampled_on_save(tmp_path):
     path = tmp_path / "resampled.flac"
     save_flac_signal(stereo(44100, 0.5), path, 44100, output_sample_rate=32000)

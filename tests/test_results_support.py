@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from clarity.utils.results_support import ResultsFile
+from clarity.utils.results_support import MissingColumnsError, ResultsFile
 
 COLUMNS = ["scene", "listener", "haaqi"]
 
@@ -53,12 +53,21 @@ def test_append_errors(tmp_path):
         ResultsFile(path, COLUMNS, append_results=True)
 
 
+def test_missing_column_is_a_key_error_as_in_pyclarity(tmp_path):
+    results = ResultsFile(tmp_path / "scores.csv", COLUMNS)
+    with pytest.raises(KeyError, match="haaqi") as error:
+        results.add_result({"scene": "S1", "listener": "L1"})
+    assert isinstance(error.value, (MissingColumnsError, ValueError))
+    assert read_rows(tmp_path / "scores.csv") == [COLUMNS]
+
+
 def test_bad_rows_name_the_columns(tmp_path):
     results = ResultsFile(tmp_path / "scores.csv", COLUMNS)
     with pytest.raises(ValueError, match=r"missing \['haaqi'\], unexpected \[\]"):
         results.add_result({"scene": "S1", "listener": "L1"})
-    with pytest.raises(ValueError, match=r"unexpected \['extra'\]"):
+    with pytest.raises(ValueError, match=r"unexpected \['extra'\]") as extra:
         results.add_result({"scene": "S1", "listener": "L1", "haaqi": 0.1, "extra": 1})
+    assert not isinstance(extra.value, KeyError)
     assert read_rows(tmp_path / "scores.csv") == [COLUMNS]
     with pytest.raises(ValueError, match="unique"):
         ResultsFile(tmp_path / "dup.csv", ["a", "a"])

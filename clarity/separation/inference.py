@@ -86,9 +86,81 @@ def resolve_device(
     return resolved
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
+def as_mixture_batch(mix: torch.Tensor | np.ndarray, device: torch.device) -> torch.Tensor:
+    """``mix`` as a float32 ``(batch, channels, samples)`` tensor on ``device``.
+
+    A ``(channels, samples)`` mixture is one track (batch 1) and a ``(samples,)`` one is also
+    mono; any other number of dimensions raises ``ValueError``.
+    """
+    if not isinstance(mix, torch.Tensor):
+        mix = torch.from_numpy(np.asarray(mix))
+    mix = mix.to(device=device, dtype=torch.float32)
+    if mix.ndim == 1:
+        return mix.view(1, 1, -1)
+    if mix.ndim == 2:
+        return mix.unsqueeze(0)
+    if mix.ndim != 3:
+        raise ValueError(f"mix must be (batch, channels, samples), got shape {tuple(mix.shape)}")
+    return mix
+
+
+def separate_in_chunks(
+    model: nn.Module,
+    mix: torch.Tensor,
+    sample_rate: int,
+    segment: float,
+    overlap: float,
+    number_sources: int | None = None,
+) -> torch.Tensor:
+    """Run ``model`` over ``mix`` chunk by chunk (:func:`chunk_schedule`) and cross-fade.
+
+    The one implementation of chunked separation: :func:`separate_sources` and
+    :func:`clarity.utils.source_separation_support.separate_sources` both call it.
+
+    Args:
+        model: maps ``(batch, channels, n)`` to ``(batch, sources, channels, n)``; a
+            :class:`ConvTasNetStereo` uses its fused inference path. It must be on
+            ``mix.device``.
+        mix: ``(batch, channels, samples)`` tensor.
+        sample_rate: Hz; segment: chunk length, s; overlap: cross-fade length, s, in [0, 1).
+        number_sources: sources the model must return; None takes what it returns for the
+            first chunk.
+
+    Returns:
+        ``(batch, sources, channels, samples)`` float32 on ``mix.device``; all zeros when
+        ``mix`` is not longer than the cross-fade (no chunk is run).
+
+    Raises:
+        ValueError: a chunk's output has another shape, or no chunk is run and
+            ``number_sources`` is None.
+    """
+    batch, channels, length = mix.shape
+    separated = None
+    if number_sources is not None:
+        separated = torch.zeros(batch, number_sources, channels, length, device=mix.device)
+    workspace = InferenceWorkspace()
+    with torch.inference_mode():
+        for chunk in chunk_schedule(length, sample_rate, segment, overlap):
+            piece = mix[:, :, chunk.start : chunk.stop]
+            if isinstance(model, ConvTasNetStereo):
+                out = model.infer(piece, workspace)
+            else:
+                out = model(piece)
+            n_sources = None if separated is None else separated.shape[1]
+            _check_chunk_output(out, piece, n_sources)
+            if separated is None:
+                separated = torch.zeros(batch, out.shape[1], channels, length, device=mix.device)
+            out = out.to(device=mix.device, dtype=torch.float32)
+            if out.untyped_storage().data_ptr() == mix.untyped_storage().data_ptr():
+                out = out.clone()  # the model returned a view of its input: fade a copy
+            _apply_fades(out, chunk.fade_in, chunk.fade_out)
+            separated[..., chunk.start : chunk.stop] += out
+    if separated is None:
+        raise ValueError(
+            f"a mix of {length} samples is not longer than the {overlap} s cross-fade at "
+            f"{sample_rate} Hz, so the model never ran and the number of sources is unknown"
+        )
+    return separated
 
 
 def separate_sources(
@@ -101,6 +173,8 @@ def separate_sources(
     device: torch.device | str | None = None,
 ) -> np.ndarray | torch.Tensor:
     """Separate a long mixture chunk by chunk with linear cross-fades (official schedule).
+
+    The signature of ``separate_sources`` in the official CAD2 Task 2 ``enhance.py``.
 
     Args:
         model: separation model mapping (batch, channels, samples) to
@@ -120,39 +194,46 @@ def separate_sources(
         for tensor input, an ``np.ndarray`` for array input.
     """
     as_numpy = not isinstance(mix, torch.Tensor)
-    default = _model_device(model) if as_numpy else mix.device
-    device = resolve_device(device, default)
-    if _model_device(model) != device:
-        raise ValueError(
-            f"model is on {_model_device(model)} but device={device} was requested; "
-            "move it first with model.to(device)"
-        )
-    mix = torch.as_tensor(np.asarray(mix) if as_numpy else mix, dtype=torch.float32).to(device)
-    if mix.ndim == 1:
-        mix = mix.view(1, 1, -1)
-    elif mix.ndim == 2:
-        mix = mix.unsqueeze(0)
-    elif mix.ndim != 3:
-        raise ValueError(f"mix must be (batch, channels, samples), got shape {tuple(mix.shape)}")
+    device = resolve_device(device, model_device(model) if as_numpy else mix.device)
+    check_model_device(model, device)
     n_model_sources = getattr(model, "C", number_sources)
     if n_model_sources != number_sources:
         raise ValueError(
             f"number_sources={number_sources} but the model separates {n_model_sources} sources"
         )
-
-    batch, channels, length = mix.shape
-    separated = torch.zeros(batch, number_sources, channels, length, device=device)
-    workspace = InferenceWorkspace()
-    with torch.inference_mode():
-        for chunk in chunk_schedule(length, sample_rate, segment, overlap):
-            piece = mix[:, :, chunk.start : chunk.stop]
-            if isinstance(model, ConvTasNetStereo):
-                out = model.infer(piece, workspace)
-            else:
-                out = model(piece)
-            _apply_fades(out, chunk.fade_in, chunk.fade_out)
-            separated[..., chunk.start : chunk.stop] += out
+    separated = separate_in_chunks(
+        model, as_mixture_batch(mix, device), sample_rate, segment, overlap, number_sources
+    )
     return separated.cpu().numpy() if as_numpy else separated
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Device of the model's first parameter (CPU for a model without parameters)."""
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def check_model_device(model: nn.Module, device: torch.device) -> None:
+    """Raise ``ValueError`` unless the model's parameters are on ``device``."""
+    if model_device(model) != device:
+        raise ValueError(
+            f"model is on {model_device(model)} but device={device} was requested; "
+            "move it first with model.to(device)"
+        )
+
+
+def _check_chunk_output(out: torch.Tensor, piece: torch.Tensor, n_sources: int | None) -> None:
+    """Raise ``ValueError`` unless ``out`` is ``(batch, n_sources, channels, n)`` for ``piece``."""
+    batch, channels, n = piece.shape
+    sources_ok = n_sources is None or (out.ndim == 4 and out.shape[1] == n_sources)
+    if out.ndim != 4 or (out.shape[0], out.shape[2], out.shape[3]) != (batch, channels, n) or (
+        not sources_ok
+    ):
+        wanted = "sources" if n_sources is None else n_sources
+        raise ValueError(
+            f"model returned shape {tuple(out.shape)} for a chunk of shape {tuple(piece.shape)};"
+            f" expected (batch, sources, channels, samples) = ({batch}, {wanted}, {channels}, {n})"
+        )
 
 
 def _apply_fades(signal: torch.Tensor, fade_in: int, fade_out: int) -> None:

@@ -25,6 +25,16 @@ FULL_STANDARD_AUDIOGRAM_FREQUENCIES: Final = np.array(
     [125, 250, 500, 750, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 10000, 12000, 14000, 16000]
 )
 
+
+
+class AudiogramShapeError(ValueError, TypeError):
+    """Audiogram levels or frequencies that are not 1-D sequences (e.g. None or a scalar).
+
+    Both a ``ValueError`` (this package's validation errors) and a ``TypeError`` (what
+    pyClarity raises for an unsized argument), so callers of either catch it.
+    """
+
+
 # Severity is the mean loss over 2-8 kHz compared with these lower bounds (dB HL).
 _SEVERITY_BOUNDS: Final = (("SEVERE", 56.0), ("MODERATE", 35.0), ("MILD", 15.0))
 
@@ -38,7 +48,9 @@ class Audiogram:
         frequencies: strictly increasing measurement frequencies in Hz, same shape.
 
     Raises:
-        ValueError: when the shapes differ, a level is NaN, or the frequencies are not
+        AudiogramShapeError: (a ``ValueError`` and a ``TypeError``) when levels or frequencies
+            are not 1-D, e.g. ``Audiogram(None)``.
+        ValueError: when the lengths differ, a level is NaN, or the frequencies are not
             strictly increasing and positive.
     """
 
@@ -51,7 +63,7 @@ class Audiogram:
         self.levels = np.asarray(self.levels, dtype=float)
         self.frequencies = np.asarray(self.frequencies, dtype=float)
         if self.levels.ndim != 1 or self.frequencies.ndim != 1:
-            raise ValueError(
+            raise AudiogramShapeError(
                 "Audiogram levels and frequencies must be 1-D arrays, got shapes "
                 f"{self.levels.shape} and {self.frequencies.shape}"
             )
@@ -129,6 +141,20 @@ AUDIOGRAM_MODERATE_SEVERE: Final = Audiogram(
     frequencies=FULL_STANDARD_AUDIOGRAM_FREQUENCIES,
 )
 
+
+
+class ListenerKeyError(KeyError, ValueError):
+    """A listener entry lacks a key: a ``KeyError`` as in pyClarity, and a ``ValueError``."""
+
+    def __str__(self) -> str:
+        """The message as given (``KeyError`` would quote it), so it can be nested."""
+        return str(self.args[0])
+
+
+class ListenerFileNotFoundError(FileNotFoundError, ValueError):
+    """No listener file: a ``FileNotFoundError`` as in pyClarity, and a ``ValueError``."""
+
+
 _LISTENER_KEYS: Final = ("name", "audiogram_cfs", "audiogram_levels_l", "audiogram_levels_r")
 
 
@@ -145,12 +171,15 @@ class Listener:
         """Build a listener from one entry of a Clarity listener file.
 
         Raises:
-            ValueError: naming the listener and the missing key or bad audiogram.
+            ListenerKeyError: (a ``KeyError`` and a ``ValueError``) naming the listener and
+                the missing keys.
+            ValueError: naming the listener and the field of a bad audiogram (an
+                :class:`AudiogramShapeError`, also a ``TypeError``, for a non-list field).
         """
         name = listener_dict.get("name", "<unnamed>")
         missing = [key for key in _LISTENER_KEYS if key not in listener_dict]
         if missing:
-            raise ValueError(f"Listener '{name}': missing key(s) {missing}")
+            raise ListenerKeyError(f"Listener '{name}': missing key(s) {missing}")
         ears = {}
         for ear, key in (("left", "audiogram_levels_l"), ("right", "audiogram_levels_r")):
             try:
@@ -158,7 +187,7 @@ class Listener:
                     levels=listener_dict[key], frequencies=listener_dict["audiogram_cfs"]
                 )
             except ValueError as error:
-                raise ValueError(f"Listener '{name}', field '{key}': {error}") from error
+                raise type(error)(f"Listener '{name}', field '{key}': {error}") from error
         return Listener(audiogram_left=ears["left"], audiogram_right=ears["right"], id=name)
 
     @staticmethod
@@ -166,9 +195,14 @@ class Listener:
         """Read a Clarity listener JSON file into ``{listener_id: Listener}``.
 
         Raises:
-            ValueError: when the file is not a JSON object of listener entries.
+            ListenerFileNotFoundError: (a ``FileNotFoundError`` and a ``ValueError``) when
+                there is no such file.
+            ValueError: when the file is not a JSON object of listener entries; the errors
+                of :meth:`from_dict` keep their types and gain the file name.
         """
         path = Path(filename)
+        if not path.is_file():
+            raise ListenerFileNotFoundError(f"listeners file not found: {path}")
         raw = read_json_object(path, "listeners")
         listeners = {}
         for listener_id, entry in raw.items():
@@ -177,5 +211,5 @@ class Listener:
             try:
                 listeners[listener_id] = Listener.from_dict(entry)
             except ValueError as error:
-                raise ValueError(f"{path}: {error}") from error
+                raise type(error)(f"{path}: {error}") from error
         return listeners

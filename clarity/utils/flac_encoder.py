@@ -7,6 +7,7 @@ temporary file in the destination folder and then renamed, so a reader never see
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import tempfile
@@ -52,24 +53,25 @@ class FlacEncoder:
             raise ValueError(f"compression_level must be in 0..8, got {compression_level}")
         self.compression_level = int(compression_level)
 
-    def encode(self, signal: np.ndarray, sample_rate: int, output_file: str | Path) -> bytes:
-        """Write `signal` to `output_file` as 16-bit FLAC and return the encoded bytes.
+    def encode(
+        self, signal: np.ndarray, sample_rate: int, output_file: str | Path | None = None
+    ) -> bytes:
+        """Encode `signal` as 16-bit FLAC, write it to `output_file`, return the bytes.
 
         Args:
             signal: int16, (samples,) or (samples, channels).
-            sample_rate: Hz.
-            output_file: destination path.
+            sample_rate: Hz, a whole number.
+            output_file: destination path; None only returns the encoded bytes.
         """
         if signal.dtype != np.int16:
             raise ValueError(f"FLAC encoder needs an int16 signal, got {signal.dtype}")
         rate = check_sample_rate(sample_rate)
         if rate != int(rate):
             raise ValueError(f"FLAC sample_rate must be a whole number of Hz, got {sample_rate}")
-        path = Path(output_file)
 
-        def write(temporary: Path) -> None:
+        def write(destination: Path | io.BytesIO) -> None:
             sf.write(
-                temporary,
+                destination,
                 signal,
                 int(rate),
                 format="FLAC",
@@ -77,6 +79,11 @@ class FlacEncoder:
                 compression_level=self.compression_level / 8,
             )
 
+        if output_file is None:
+            buffer = io.BytesIO()
+            write(buffer)
+            return buffer.getvalue()
+        path = Path(output_file)
         write_atomically(path, write)
         return path.read_bytes()
 

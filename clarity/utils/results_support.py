@@ -22,6 +22,14 @@ def csv_line(values: list) -> str:
     return buffer.getvalue()
 
 
+class MissingColumnsError(KeyError, ValueError):
+    """A result lacks some header columns.
+
+    Both a ``KeyError`` (what pyClarity raises for a missing column) and a ``ValueError``
+    (this package's check of a row's columns).
+    """
+
+
 @dataclass
 class ResultsFile:
     """Results CSV with a fixed header.
@@ -73,11 +81,17 @@ class ResultsFile:
             os.fsync(csv_file.fileno())
 
     def add_result(self, row_values: dict[str, str | float]) -> None:
-        """Append one row; `row_values` must have exactly the header columns as keys."""
+        """Append one row; `row_values` must have exactly the header columns as keys.
+
+        Raises:
+            MissingColumnsError: (a ``KeyError`` and a ``ValueError``) when a column is missing.
+            ValueError: when `row_values` has keys that are not columns.
+        """
         missing = [c for c in self.header_columns if c not in row_values]
         extra = sorted(str(k) for k in row_values if k not in self.header_columns)
         if missing or extra:
-            raise ValueError(
+            error = MissingColumnsError if missing else ValueError
+            raise error(
                 f"result for {self.file_name} must have the columns {self.header_columns};"
                 f" missing {missing}, unexpected {extra}"
             )
