@@ -1,37 +1,38 @@
-"""Kates auditory model and the feature stages of HASQI/HAAQI, vectorised over bands.
+"""Kates's auditory model and the feature stages of HASQI v2 and HAAQI.
 
-The ear model follows J. M. Kates (2013), "An auditory model for intelligibility
-and quality predictions", Proc. Mtgs. Acoust. 19:050184, as used by HASQI v2
-(Kates & Arehart 2014, "The Hearing-Aid Speech Quality Index (HASQI) version 2",
-J. Audio Eng. Soc. 62(3):99-117) and HAAQI (Kates & Arehart 2016, "The Hearing-Aid
-Audio Quality Index (HAAQI)", IEEE/ACM Trans. Audio Speech Lang. Process.
-24(2):354-365).
+The ear model is the one of J. M. Kates (2013), "An auditory model for intelligibility
+and quality predictions", Proc. Mtgs. Acoust. 19:050184, as used by HASQI v2 (Kates &
+Arehart 2014, "The Hearing-Aid Speech Quality Index (HASQI) version 2", J. Audio Eng.
+Soc. 62(3):99-117) and HAAQI (Kates & Arehart 2016, "The Hearing-Aid Audio Quality
+Index (HAAQI)", IEEE/ACM Trans. Audio Speech Lang. Process. 24(2):354-365).
 
-Signals go through a middle-ear filter, a 32-band gammatone filter bank whose
-bandwidths widen with level (control path), outer-hair-cell compression, inner-hair-
-cell attenuation and adaptation, and threshold noise. The numbers equal those of
-pyClarity 0.9.0 (``clarity.evaluator.haspi.eb``) including the order of the draws
-from NumPy's legacy global generator; the computation is organised differently:
+:func:`ear_model` is nothing but the public stages called in the order of the model,
+each on all bands at once:
 
-* band quantities are arrays shaped ``(bands, samples)``, band parameters ``(bands,)``;
-* recursions (compression low-pass, IHC adaptation, segment covariances) run in numba
-  kernels, transcendental functions in NumPy; the gammatone filters of two bands and
-  both signals run together in the lanes of one vector
-  (:mod:`clarity.evaluator.haspi.gammatone_lanes`), bit-identical to Kates's filter
-  run with lfilter;
-* lag searches use FFT cross-correlation limited to the lags that are searched,
-  block-wise (overlap-save) for the +/- 100 ms envelope alignment;
-* the threshold noise is drawn from NumPy's legacy global generator in the official
-  order (reference bands, then processed bands, then the two cepstral draws), with
-  the bit-exact fast sampler of :mod:`clarity.utils.legacy_random`;
-* each pair of bands runs through its whole pipeline (control path, gammatone,
-  compression, alignment, dB SL and IHC adaptation) in reused scratch rows; pairs of
-  bands, and the BM covariance bands, are spread over ``NUMBA_NUM_THREADS`` threads
-  (default: all cores) while another thread draws the noise. The numbers do not
-  depend on the thread count.
+1. :func:`resample_24khz`, :func:`input_align` and (``itype == 1``) NAL-R;
+2. :func:`middle_ear`;
+3. control path: :func:`gammatone_basilar_membrane` with the widest (fully damaged)
+   filters, then :func:`bandwidth_adjust` widens each band with its control level;
+4. :func:`gammatone_basilar_membrane`: envelope and basilar-membrane (BM) motion;
+5. :func:`env_compress_basilar_membrane`: outer-hair-cell (OHC) compression;
+6. :func:`envelope_align`: processed envelope and BM aligned to the reference;
+7. :func:`envelope_sl`: envelope in dB above the listener's threshold (dB SL);
+8. :func:`inner_hair_cell_adaptation`: rapid and short-term IHC adaptation;
+9. :func:`basilar_membrane_add_noise`: threshold noise on the BM motion;
+10. :func:`group_delay_compensate`: all bands brought to the same filter-bank delay;
+11. :func:`convert_rms_to_sl`: long-term band levels in dB SL.
 
-Levels: a signal with RMS 1 corresponds to ``level1`` dB SPL. Envelopes in dB SL are
-relative to the listener's threshold.
+Shapes: band signals are ``(bands, samples)``, band parameters ``(bands,)``; the stages
+also take one band as in pyClarity (``(samples,)`` with scalar parameters). Recursions
+(gammatone, OHC gain smoothing, IHC adaptation, BM segment covariances) are numba
+kernels whose loop over bands runs in ``numba.prange`` threads (the count is numba's,
+``numba.get_num_threads()``); transcendental functions run in NumPy one band row at a
+time so that the row stays in cache. The threshold noise is drawn from NumPy's legacy
+global generator in the official order (reference bands, then processed bands, then
+the cepstral draws of :func:`melcor9`), with the bit-exact fast sampler of
+:mod:`clarity.utils.legacy_random`. The numbers equal those of pyClarity 0.9.0.
+
+Levels: a signal with RMS 1 is ``level1`` dB SPL.
 """
 
 from __future__ import annotations
@@ -39,18 +40,14 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numba
 import numpy as np
 import scipy.fft
-from numba import njit
+from numba import njit, prange
 from scipy.signal import butter, cheby2, firwin, group_delay, lfilter, resample_poly
 
 from clarity.enhancer.nalr import NALR
-from clarity.evaluator.haspi.gammatone_lanes import gammatone_two_bands
 from clarity.utils import legacy_random
 from clarity.utils.audiogram import Audiogram
 
@@ -63,27 +60,29 @@ _MIN_BW = 24.7
 _SMALL = 1e-30
 
 
-def _thread_count() -> int:
-    """Threads the model may use: numba's configured count (``NUMBA_NUM_THREADS``)."""
-    return numba.config.NUMBA_NUM_THREADS
+def _as_bands(signal: np.ndarray) -> np.ndarray:
+    """A ``(samples,)`` signal as one band ``(1, samples)``; ``(bands, samples)`` as is."""
+    return np.atleast_2d(np.asarray(signal, dtype=float))
 
 
-def _in_threads(task: Callable[[range], None], n_items: int) -> None:
-    """Call ``task(share)`` for round-robin shares ``range(k, n_items, workers)``.
+def _per_band(value: float | np.ndarray, n_bands: int) -> np.ndarray:
+    """A scalar or ``(bands,)`` parameter as a float ``(bands,)`` array."""
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(value, dtype=float), (n_bands,)))
 
-    ``workers`` is numba's configured thread count (environment variable
-    ``NUMBA_NUM_THREADS``, default: all cores; 1 runs everything in this thread), at
-    most ``n_items``. The shares run in threads, which overlap because the numba
-    kernels (``nogil``), NumPy and ``scipy.fft`` release the GIL.
-    """
-    workers = max(1, min(_thread_count(), n_items))
-    shares = [range(first, n_items, workers) for first in range(workers)]
-    if workers == 1:
-        task(shares[0])
-        return
-    with ThreadPoolExecutor(workers) as pool:
-        for future in [pool.submit(task, share) for share in shares]:
-            future.result()
+
+def _rms(signal: np.ndarray) -> float:
+    """RMS of a ``(samples,)`` signal."""
+    return float(np.sqrt(np.mean(signal**2)))
+
+
+def _band_rms(signals: np.ndarray) -> np.ndarray:
+    """RMS of each row of ``(bands, samples)``, ``(bands,)`` (row by row, in cache)."""
+    return np.array([_rms(row) for row in signals])
+
+
+def _fft_workers() -> int:
+    """Threads for ``scipy.fft``: numba's thread count, the one number of the process."""
+    return numba.get_num_threads()
 
 
 # --------------------------------------------------------------------------------------
@@ -158,10 +157,6 @@ def loss_parameters(
 # --------------------------------------------------------------------------------------
 
 
-def _rms(signal: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(signal**2)))
-
-
 def resample_24khz(
     reference_signal: np.ndarray, reference_freq: float, freq_sample_hz: float = 24000.0
 ) -> tuple[np.ndarray, float]:
@@ -189,6 +184,284 @@ def resample_24khz(
     if resampled_rms > 0:
         resampled = (source_rms / resampled_rms) * resampled
     return resampled, freq_sample_hz
+
+
+def middle_ear(reference: np.ndarray, freq_sample: float) -> np.ndarray:
+    """Middle-ear filter (Kates 2013): 1-pole low-pass at 5 kHz then 2-pole high-pass at 350 Hz.
+
+    A rough match to the equal-loudness contour at threshold. ``reference`` is ``(samples,)``
+    (or ``(bands, samples)``, filtered along time); returns the same shape.
+    """
+    b_low, a_low = butter(1, 5000 / (0.5 * freq_sample))
+    b_high, a_high = butter(2, 350 / (0.5 * freq_sample), "high")
+    return lfilter(b_high, a_high, lfilter(b_low, a_low, reference))
+
+
+# --------------------------------------------------------------------------------------
+# Gammatone filter bank
+# --------------------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def gammatone_bandwidth_demodulation(
+    npts: int,
+    tpt: float,
+    center_freq: float,
+    center_freq_cos: np.ndarray,
+    center_freq_sin: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Carriers ``cos(n w)`` and ``-sin(n w)``, ``w = tpt * center_freq`` rad/sample.
+
+    Made by rotating the phasor ``(cos, sin)`` one step of ``w`` per sample (a digital
+    sinusoid generator), which fills ``center_freq_cos`` and ``center_freq_sin``
+    ``(npts,)`` in place.
+
+    Returns:
+        ``(center_freq_sin, center_freq_cos)``.
+    """
+    cos_step = math.cos(tpt * center_freq)
+    sin_step = math.sin(tpt * center_freq)
+    cos_n, sin_n = 1.0, 0.0
+    center_freq_cos[0] = cos_n
+    center_freq_sin[0] = sin_n
+    for n in range(1, npts):
+        cos_n, sin_n = cos_n * cos_step + sin_n * sin_step, sin_n * cos_step - cos_n * sin_step
+        center_freq_cos[n] = cos_n
+        center_freq_sin[n] = sin_n
+    return center_freq_sin, center_freq_cos
+
+
+def _gammatone_poles(
+    bandwidth: np.ndarray, center_freq: np.ndarray, freq_sample: float, ear_q: float, min_bw: float
+) -> np.ndarray:
+    """Pole radius ``a = exp(-2 pi 1.019 b ERB(f_c) / f_s)`` of each band, ``(bands,)``.
+
+    ``b`` is the bandwidth re the Glasberg-Moore ERB ``min_bw + f_c / ear_q``. The
+    product is formed in Kates's order: the four-fold pole makes the filter output
+    sensitive to the last bit of ``a``.
+    """
+    erb = min_bw + center_freq / ear_q
+    tpt = 2 * np.pi / freq_sample
+    return np.exp(-(bandwidth * tpt * erb * 1.019))
+
+
+@njit(cache=True, nogil=True)
+def _gammatone_one_signal(signal, cos_cf, sin_cf, pole, envelope, motion):
+    """One band of one signal: the Cooke (1993) 4th-order gammatone, baseband form.
+
+    The signal is demodulated by the carriers (``u = x cos``, ``v = x sin``), each part
+    low-pass filtered by ``H(z) = (1 + 4a z^-1 + 4a^2 z^-2) / (1 - a z^-1)^4`` in
+    transposed direct form II (the recursion of ``scipy.signal.lfilter``), giving the
+    envelope ``g |u + i v|`` and BM motion ``g (u cos + v sin)``; the gain ``g`` makes
+    the filter's DC gain 2 (the carriers halve the band signal).
+    """
+    a1 = 4.0 * pole  # numerator 1 + a1 z^-1 + a5 z^-2; denominator 1 - a1 - a2 - a3 - a4
+    a2 = -6.0 * pole * pole
+    a3 = 4.0 * pole * pole * pole
+    a4 = -pole * pole * pole * pole
+    a5 = 4.0 * pole * pole
+    gain = 2.0 * (1 - a1 - a2 - a3 - a4) / (1 + a1 + a5)
+    d1, d2, d3, d4 = -a1, -a2, -a3, -a4  # lfilter's denominator a[1:]
+    re1 = re2 = re3 = re4 = 0.0  # filter states, real part
+    im1 = im2 = im3 = im4 = 0.0  # imaginary part
+    for n in range(signal.shape[0]):
+        u = signal[n] * cos_cf[n]
+        v = signal[n] * sin_cf[n]
+        real = u + re1
+        re1 = a1 * u + re2 - d1 * real
+        re2 = a5 * u + re3 - d2 * real
+        re3 = re4 - d3 * real
+        re4 = -d4 * real
+        imag = v + im1
+        im1 = a1 * v + im2 - d1 * imag
+        im2 = a5 * v + im3 - d2 * imag
+        im3 = im4 - d3 * imag
+        im4 = -d4 * imag
+        envelope[n] = gain * math.sqrt(real * real + imag * imag)
+        motion[n] = gain * (real * cos_cf[n] + imag * sin_cf[n])
+
+
+@njit(cache=True, parallel=True)
+def _gammatone_bands(
+    reference, processed, tpt, center_freq, reference_pole, processed_pole, outputs
+):
+    """Both signals through every band; ``outputs (4, bands, samples)`` receives
+    reference envelope and BM, processed envelope and BM. Bands run in parallel."""
+    npts = reference.shape[0]
+    for band in prange(center_freq.shape[0]):
+        cos_cf = np.empty(npts)
+        sin_cf = np.empty(npts)
+        gammatone_bandwidth_demodulation(npts, tpt, center_freq[band], cos_cf, sin_cf)
+        _gammatone_one_signal(
+            reference, cos_cf, sin_cf, reference_pole[band], outputs[0, band], outputs[1, band]
+        )
+        _gammatone_one_signal(
+            processed, cos_cf, sin_cf, processed_pole[band], outputs[2, band], outputs[3, band]
+        )
+
+
+def gammatone_basilar_membrane(
+    reference: np.ndarray,
+    reference_bandwidth: float | np.ndarray,
+    processed: np.ndarray,
+    processed_bandwidth: float | np.ndarray,
+    freq_sample: float,
+    center_freq: float | np.ndarray,
+    ear_q: float = _EAR_Q,
+    min_bandwidth: float = _MIN_BW,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """4th-order gammatone filters of two signals (Cooke 1993; Ma et al. 2007).
+
+    Each band demodulates the signal by its centre frequency
+    (:func:`gammatone_bandwidth_demodulation`) and low-pass filters the complex baseband
+    signal with a four-fold pole of radius ``exp(-2 pi 1.019 b ERB(f_c) / f_s)``, ``b`` the
+    bandwidth re the normal ERB (Kates 2013, sec. II.B).
+
+    Args:
+        reference, processed: signals ``(samples,)``; cut to the shorter length.
+        reference_bandwidth, processed_bandwidth: bandwidths re normal ERB, scalars or
+            ``(bands,)``.
+        freq_sample: sampling rate in Hz.
+        center_freq: centre frequency in Hz, scalar or ``(bands,)``.
+        ear_q, min_bandwidth: Glasberg-Moore ERB parameters (ERB = min_bw + f / ear_q).
+
+    Returns:
+        ``(reference_envelope, reference_bm, processed_envelope, processed_bm)``, each
+        ``(samples,)`` for a scalar ``center_freq``, else ``(bands, samples)``.
+    """
+    n_common = min(len(reference), len(processed))
+    reference = np.ascontiguousarray(reference[:n_common], dtype=float)
+    processed = np.ascontiguousarray(processed[:n_common], dtype=float)
+    cf = np.atleast_1d(np.asarray(center_freq, dtype=float))
+    n_bands = len(cf)
+    poles = [
+        _gammatone_poles(_per_band(bandwidth, n_bands), cf, freq_sample, ear_q, min_bandwidth)
+        for bandwidth in (reference_bandwidth, processed_bandwidth)
+    ]
+    outputs = np.empty((4, n_bands, n_common))
+    _gammatone_bands(reference, processed, 2 * np.pi / freq_sample, cf, *poles, outputs)
+    if np.ndim(center_freq) == 0:
+        return tuple(output[0] for output in outputs)
+    return tuple(outputs)
+
+
+def bandwidth_adjust(
+    control: np.ndarray,
+    bandwidth_min: float | np.ndarray,
+    bandwidth_max: float | np.ndarray,
+    level1: float,
+) -> float | np.ndarray:
+    """Filter bandwidth widened with the control-path level (Kates 2013, sec. II.B).
+
+    ``L = 20 log10(RMS(control)) + level1`` dB SPL; the bandwidth is ``bandwidth_min``
+    below 50 dB SPL, ``bandwidth_max`` above 100 dB SPL and linear in ``L`` between:
+    ``b = b_min + (L - 50) / 50 (b_max - b_min)``.
+
+    Args:
+        control: control envelope ``(samples,)``, or ``(bands, samples)`` with
+            ``(bands,)`` bandwidths.
+        bandwidth_min: bandwidth for the loss (or normal hearing), re normal ERB.
+        bandwidth_max: bandwidth at maximum OHC damage.
+        level1: dB SPL of RMS 1.
+
+    Returns:
+        A float for one band, else ``(bands,)``.
+    """
+    rms = _band_rms(_as_bands(control))
+    bandwidth_min = np.asarray(bandwidth_min, dtype=float)
+    bandwidth_max = np.asarray(bandwidth_max, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):  # silence: -inf dB, kept at minimum
+        control_db = 20 * np.log10(rms) + level1
+        widened = bandwidth_min + ((control_db - 50) / 50) * (bandwidth_max - bandwidth_min)
+    bandwidth = np.where(
+        control_db < 50, bandwidth_min, np.where(control_db > 100, bandwidth_max, widened)
+    )
+    return float(bandwidth[0]) if np.ndim(control) == 1 else bandwidth
+
+
+# --------------------------------------------------------------------------------------
+# Outer hair cells: compression
+# --------------------------------------------------------------------------------------
+
+
+@njit(cache=True, parallel=True)
+def _smooth_gain_and_apply(gain, b0, b1, a1, envelope, motion):
+    """First-order low-pass of each ``gain`` row (lfilter's transposed direct form II,
+    ``y[n] = b0 g[n] + z``, ``z = b1 g[n] - a1 y[n]``), multiplied into ``envelope`` and
+    ``motion`` ``(bands, samples)`` in place."""
+    for band in prange(gain.shape[0]):
+        state = 0.0
+        for n in range(gain.shape[1]):
+            smoothed = b0 * gain[band, n] + state
+            state = b1 * gain[band, n] - a1 * smoothed
+            envelope[band, n] *= smoothed
+            motion[band, n] *= smoothed
+
+
+def env_compress_basilar_membrane(
+    envsig: np.ndarray,
+    bm: np.ndarray,
+    control: np.ndarray,
+    attn_ohc: float | np.ndarray,
+    threshold_low: float | np.ndarray,
+    compression_ratio: float | np.ndarray,
+    fsamp: float,
+    level1: float,
+    small: float = _SMALL,
+    threshold_high: float = 100,
+) -> tuple[np.ndarray, np.ndarray]:
+    """OHC compression of the envelope and BM motion, driven by the control envelope.
+
+    With the control level ``L = clip(level1 + 20 log10(max(control, small)),
+    threshold_low, threshold_high)`` dB SPL the gain is
+    ``G = -attn_ohc - (L - threshold_low) (1 - 1 / compression_ratio)`` dB: linear
+    below the lower knee, ``compression_ratio``:1 up to the upper knee, linear above
+    (Kates 2013, sec. II.C). ``10^(G/20)`` is smoothed by an 800 Hz first-order
+    Butterworth low-pass (Zhang et al. 2001) and multiplies both signals.
+
+    Args:
+        envsig, bm, control: envelope, BM motion and control envelope, ``(samples,)``
+            with scalar parameters or ``(bands, samples)`` with ``(bands,)`` parameters.
+        attn_ohc: OHC attenuation (dB).
+        threshold_low: lower compression knee (dB SPL).
+        compression_ratio: compression ratio between the knees.
+        fsamp: sampling rate in Hz.
+        level1: dB SPL of RMS 1.
+        small: floor of the control envelope.
+        threshold_high: upper compression knee (dB SPL).
+
+    Returns:
+        ``(compressed_envelope, compressed_bm)``, shaped as ``envsig``.
+    """
+    envelope = np.array(_as_bands(envsig))
+    motion = np.array(_as_bands(bm))
+    control = _as_bands(control)
+    n_bands = envelope.shape[0]
+    attn_ohc = _per_band(attn_ohc, n_bands)
+    threshold_low = _per_band(threshold_low, n_bands)
+    slope = 1 - 1 / _per_band(compression_ratio, n_bands)
+    db_to_exponent = np.log(10) / 20
+    gain = np.empty_like(envelope)
+    for band, (row, out) in enumerate(zip(control, gain, strict=True)):
+        level = np.log10(np.maximum(row, small), out=out)
+        level *= 20
+        level += level1
+        np.clip(level, threshold_low[band], threshold_high, out=level)
+        level -= threshold_low[band]
+        level *= -slope[band]
+        level -= attn_ohc[band]
+        level *= db_to_exponent
+        np.exp(level, out=level)  # 10^(G / 20)
+    b, a = butter(1, 800 / (0.5 * fsamp))
+    _smooth_gain_and_apply(gain, float(b[0]), float(b[1]), float(a[1]), envelope, motion)
+    if np.ndim(envsig) == 1:
+        return envelope[0], motion[0]
+    return envelope, motion
+
+
+# --------------------------------------------------------------------------------------
+# Alignment, dB SL, inner hair cells
+# --------------------------------------------------------------------------------------
 
 
 def _lagged_correlation(first: np.ndarray, second: np.ndarray, max_lag: int) -> np.ndarray:
@@ -220,9 +493,10 @@ def _circular_correlation(
     first: np.ndarray, second: np.ndarray, max_lag: int, size: int
 ) -> np.ndarray:
     """:func:`_lagged_correlation` by one circular FFT correlation, ``size >= n + max_lag``."""
-    spectrum = scipy.fft.rfft(_zero_padded(first, size), axis=-1)
-    spectrum *= np.conj(scipy.fft.rfft(_zero_padded(second, size), axis=-1))
-    circular = scipy.fft.irfft(spectrum, size, axis=-1)
+    workers = _fft_workers()
+    spectrum = scipy.fft.rfft(_zero_padded(first, size), axis=-1, workers=workers)
+    spectrum *= np.conj(scipy.fft.rfft(_zero_padded(second, size), axis=-1, workers=workers))
+    circular = scipy.fft.irfft(spectrum, size, axis=-1, workers=workers)
     return np.concatenate((circular[..., size - max_lag :], circular[..., : max_lag + 1]), axis=-1)
 
 
@@ -235,6 +509,7 @@ def _blocked_correlation(
     the stretch of ``first`` it can reach; the block spectra products are summed
     before one inverse transform (overlap-save in the lag domain).
     """
+    workers = _fft_workers()
     npts = first.shape[-1]
     rows = first.shape[:-1]
     span = 2 * max_lag
@@ -243,26 +518,23 @@ def _blocked_correlation(
     padded_first = np.zeros((*rows, n_blocks * block + span))
     padded_first[..., max_lag : max_lag + npts] = first
     reach = np.lib.stride_tricks.sliding_window_view(padded_first, size, axis=-1)
-    spectrum = scipy.fft.rfft(reach[..., ::block, :], axis=-1)  # (..., n_blocks, size//2+1)
+    spectrum = scipy.fft.rfft(reach[..., ::block, :], axis=-1, workers=workers)
     blocks = np.zeros((*rows, n_blocks, size))
     n_full = npts // block
     blocks[..., :n_full, :block] = second[..., : n_full * block].reshape(*rows, n_full, block)
     if n_full < n_blocks:
         blocks[..., n_full, : npts - n_full * block] = second[..., n_full * block :]
-    second_spectrum = scipy.fft.rfft(blocks, axis=-1)
+    second_spectrum = scipy.fft.rfft(blocks, axis=-1, workers=workers)
     np.conjugate(second_spectrum, out=second_spectrum)
     spectrum *= second_spectrum
-    return scipy.fft.irfft(spectrum.sum(axis=-2), size, axis=-1)[..., : span + 1]
+    summed = spectrum.sum(axis=-2)
+    return scipy.fft.irfft(summed, size, axis=-1, workers=workers)[..., : span + 1]
 
 
-def _delay_rows(
-    signals: np.ndarray, delays: np.ndarray, out: np.ndarray | None = None
-) -> np.ndarray:
-    """Shift each row by ``delays[row]`` samples (>0: later), zero-filling, same length.
-
-    ``out`` may be ``signals`` itself for an in-place shift.
-    """
-    out = np.empty_like(signals) if out is None else out
+def _delay_rows(signals: np.ndarray, delays: np.ndarray) -> np.ndarray:
+    """Each row of ``signals (bands, n)`` shifted by ``delays[row]`` samples (> 0: later),
+    zero-filled, same length, as a new array."""
+    out = np.empty_like(signals)
     npts = signals.shape[-1]
     for row, delay in enumerate(np.asarray(delays, dtype=int)):
         delay = int(np.clip(delay, -npts, npts))
@@ -298,313 +570,26 @@ def input_align(reference: np.ndarray, processed: np.ndarray) -> tuple[np.ndarra
     return reference[first : last + 1], processed[first : last + 1]
 
 
-def middle_ear(reference: np.ndarray, freq_sample: float) -> np.ndarray:
-    """Middle-ear filter: 1-pole low-pass at 5 kHz then 2-pole high-pass at 350 Hz."""
-    b_low, a_low = butter(1, 5000 / (0.5 * freq_sample))
-    b_high, a_high = butter(2, 350 / (0.5 * freq_sample), "high")
-    return lfilter(b_high, a_high, lfilter(b_low, a_low, reference))
-
-
-# --------------------------------------------------------------------------------------
-# Gammatone filter bank
-# --------------------------------------------------------------------------------------
-
-
-@njit(cache=True)
-def gammatone_bandwidth_demodulation(npts, tpt, center_freq, center_freq_cos, center_freq_sin):
-    """Fill ``cos(n w)`` and ``-sin(n w)``, ``w = tpt * center_freq``, by rotation.
-
-    Returns ``(center_freq_sin, center_freq_cos)`` (the filled arrays).
-    """
-    cos_step = np.cos(tpt * center_freq)
-    sin_step = np.sin(tpt * center_freq)
-    c, s = 1.0, 0.0
-    center_freq_cos[0] = c
-    center_freq_sin[0] = s
-    for n in range(1, npts):
-        c, s = c * cos_step + s * sin_step, s * cos_step - c * sin_step
-        center_freq_cos[n] = c
-        center_freq_sin[n] = s
-    return center_freq_sin, center_freq_cos
-
-
-def _gammatone_pole(bandwidth: float, center_freq: float, freq_sample: float) -> float:
-    """Pole radius of a gammatone band: ``bandwidth`` times the Glasberg-Moore ERB at
-    ``center_freq`` Hz, formed as in Kates's code."""
-    tpt = 2 * np.pi / freq_sample
-    erb = _MIN_BW + center_freq / _EAR_Q
-    return float(np.exp(-(bandwidth * tpt * erb * 1.019)))
-
-
-def _gammatone_two_bands_into(
-    signals: np.ndarray,
-    center_freq: np.ndarray,
-    bandwidths: np.ndarray,
-    freq_sample: float,
-    envelope: np.ndarray,
-    motion: np.ndarray | None,
-) -> None:
-    """Gammatone filters of two bands for both rows of ``signals (2, n)`` (reference,
-    processed), into ``envelope`` and ``motion`` ``(2 bands, 2 signals, n)``.
-
-    ``center_freq`` is ``(2,)`` Hz, ``bandwidths`` ``(2 bands, 2 signals)`` re normal ERB;
-    ``motion=None`` skips the BM. See :mod:`clarity.evaluator.haspi.gammatone_lanes`.
-    """
-    poles = np.array(
-        [[_gammatone_pole(bandwidth, cf, freq_sample) for bandwidth in row]
-         for row, cf in zip(bandwidths, center_freq, strict=True)]
-    )  # fmt: skip
-    tpt = 2 * np.pi / freq_sample
-    gammatone_two_bands(signals, poles, tpt * np.asarray(center_freq), envelope, motion)
-
-
-def gammatone_basilar_membrane(
-    reference: np.ndarray,
-    reference_bandwidth: float | np.ndarray,
-    processed: np.ndarray,
-    processed_bandwidth: float | np.ndarray,
-    freq_sample: float,
-    center_freq: float | np.ndarray,
-    ear_q: float = _EAR_Q,
-    min_bandwidth: float = _MIN_BW,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """4th-order gammatone filtering of two 1-D signals (Cooke 1993; Ma et al. 2007).
-
-    ``center_freq`` (Hz) and the bandwidths (re normal ERB) may be scalars, giving
-    outputs ``(n,)``, or ``(bands,)`` arrays, giving ``(bands, n)``. The signals are
-    cut to the shorter length.
-
-    Returns:
-        ``(reference_envelope, reference_bm, processed_envelope, processed_bm)``.
-    """
-    if ear_q != _EAR_Q or min_bandwidth != _MIN_BW:
-        raise ValueError("gammatone_basilar_membrane supports only the Glasberg-Moore ERB")
-    n_common = min(len(reference), len(processed))
-    signals = np.ascontiguousarray(
-        np.stack((reference[:n_common], processed[:n_common])), dtype=float
-    )
-    cf = np.atleast_1d(np.asarray(center_freq, dtype=float))
-    bandwidths = np.stack(
-        [
-            np.broadcast_to(np.asarray(bandwidth, dtype=float), cf.shape)
-            for bandwidth in (reference_bandwidth, processed_bandwidth)
-        ],
-        axis=-1,
-    )  # (bands, signals)
-    n_pairs = -(-len(cf) // 2)
-    envelope, motion = np.empty((2, 2 * n_pairs, 2, n_common))
-    for pair in range(n_pairs):
-        bands = [2 * pair, min(2 * pair + 1, len(cf) - 1)]  # an odd last band twice
-        rows = slice(2 * pair, 2 * pair + 2)
-        _gammatone_two_bands_into(
-            signals, cf[bands], bandwidths[bands], freq_sample, envelope[rows], motion[rows]
-        )
-    outputs = tuple(
-        np.ascontiguousarray(values[: len(cf), row])
-        for row in range(2)
-        for values in (envelope, motion)
-    )
-    if np.ndim(center_freq) == 0:
-        return tuple(output[0] for output in outputs)
-    return outputs
-
-
-def bandwidth_adjust(
-    control: np.ndarray,
-    bandwidth_min: float | np.ndarray,
-    bandwidth_max: float | np.ndarray,
-    level1: float,
-) -> float | np.ndarray:
-    """Bandwidth widened with the control-path level (last axis = time).
-
-    Minimum bandwidth below 50 dB SPL, maximum above 100 dB SPL, linear in dB between.
-    """
-    rms = np.sqrt(np.mean(np.asarray(control) ** 2, axis=-1))
-    return _bandwidth_from_rms(rms, bandwidth_min, bandwidth_max, level1)
-
-
-def _bandwidth_from_rms(
-    rms: float | np.ndarray,
-    bandwidth_min: float | np.ndarray,
-    bandwidth_max: float | np.ndarray,
-    level1: float,
-) -> float | np.ndarray:
-    """:func:`bandwidth_adjust` from the control envelope's RMS (scalar or array)."""
-    with np.errstate(divide="ignore"):
-        level_db = 20 * np.log10(rms) + level1
-    fraction = np.clip((level_db - 50) / 50, 0.0, 1.0)
-    bandwidth = np.where(
-        level_db < 50,
-        bandwidth_min,
-        np.where(
-            level_db > 100,
-            bandwidth_max,
-            bandwidth_min + fraction * (np.asarray(bandwidth_max) - bandwidth_min),
-        ),
-    )
-    return float(bandwidth) if np.ndim(bandwidth) == 0 else bandwidth
-
-
-# --------------------------------------------------------------------------------------
-# Outer and inner hair cells
-# --------------------------------------------------------------------------------------
-
-
-@njit(cache=True, nogil=True)
-def _lowpass_gain_apply(gain, b0, b1, a1, envelope, basilar_membrane):
-    """First-order low-pass of ``gain`` rows, multiplied into both signals in place.
-
-    Rows go in pairs through one time loop: the two recursions are independent, so
-    their latency overlaps (same operations per row, same numbers).
-    """
-    n_bands, npts = gain.shape
-    for first in range(0, n_bands - 1, 2):
-        second = first + 1
-        z0 = 0.0
-        z1 = 0.0
-        for t in range(npts):
-            x0 = gain[first, t]
-            x1 = gain[second, t]
-            y0 = b0 * x0 + z0
-            y1 = b0 * x1 + z1
-            z0 = b1 * x0 - a1 * y0
-            z1 = b1 * x1 - a1 * y1
-            envelope[first, t] *= y0
-            envelope[second, t] *= y1
-            basilar_membrane[first, t] *= y0
-            basilar_membrane[second, t] *= y1
-    if n_bands % 2:
-        last = n_bands - 1
-        z = 0.0
-        for t in range(npts):
-            x = gain[last, t]
-            y = b0 * x + z
-            z = b1 * x - a1 * y
-            envelope[last, t] *= y
-            basilar_membrane[last, t] *= y
-
-
-@njit(cache=True, nogil=True)
-def _gain_exponent(log_level, level1, low, high, slope, attn):
-    """OHC gain exponent from ``log10(control)`` rows ``(bands, n)``, in place.
-
-    ``-attn - (clip(20 log10 + level1, low, high) - low) * slope`` dB, times ln(10)/20;
-    band parameters are ``(bands,)``.
-    """
-    db_to_exponent = math.log(10) / 20
-    n_bands, npts = log_level.shape
-    for band in range(n_bands):
-        for t in range(npts):
-            level = log_level[band, t] * 20 + level1
-            level = min(max(level, low[band]), high)
-            log_level[band, t] = ((level - low[band]) * -slope[band] - attn[band]) * db_to_exponent
-
-
-def _compress_in_place(
-    control: np.ndarray,
-    attn_ohc: np.ndarray,
-    threshold_low: np.ndarray,
-    compression_ratio: np.ndarray,
-    level1: float,
-    threshold_high: float,
-    small: float,
-    lowpass: tuple[float, float, float],
-    envelope: np.ndarray,
-    motion: np.ndarray,
-) -> None:
-    """OHC compression of ``envelope`` and ``motion (bands, n)`` in place.
-
-    The gain (dB) is computed in ``control (bands, n)``, which is overwritten; band
-    parameters are ``(bands,)``. See :func:`env_compress_basilar_membrane`.
-    """
-    level = np.maximum(control, small, out=control)
-    np.log10(level, out=level)
-    _gain_exponent(
-        level, level1, threshold_low, threshold_high, 1 - 1 / compression_ratio, attn_ohc
-    )
-    gain = np.exp(level, out=level)
-    _lowpass_gain_apply(gain, *lowpass, envelope, motion)
-
-
-def _per_band(value: float | np.ndarray, n_bands: int) -> np.ndarray:
-    return np.broadcast_to(np.asarray(value, dtype=float), (n_bands,)).reshape(n_bands, 1)
-
-
-def env_compress_basilar_membrane(
-    envsig: np.ndarray,
-    bm: np.ndarray,
-    control: np.ndarray,
-    attn_ohc: float | np.ndarray,
-    threshold_low: float | np.ndarray,
-    compression_ratio: float | np.ndarray,
-    fsamp: float,
-    level1: float,
-    small: float = _SMALL,
-    threshold_high: float = 100,
-) -> tuple[np.ndarray, np.ndarray]:
-    """OHC compression of envelope and BM motion driven by the control envelope.
-
-    Gain is ``-attn_ohc`` dB below ``threshold_low`` dB SPL, compressive with
-    ``compression_ratio`` up to ``threshold_high``, then constant; it is smoothed by an
-    800 Hz first-order low-pass. Arrays are ``(n,)`` with scalar parameters or
-    ``(bands, n)`` with ``(bands,)`` parameters.
-
-    Returns:
-        ``(compressed_envelope, compressed_bm)``.
-    """
-    one_d = np.ndim(envsig) == 1
-    envelope = np.array(np.atleast_2d(envsig), dtype=float)
-    motion = np.array(np.atleast_2d(bm), dtype=float)
-    n_bands = envelope.shape[0]
-    _compress_in_place(
-        np.array(np.atleast_2d(control), dtype=float),
-        _per_band(attn_ohc, n_bands)[:, 0],
-        _per_band(threshold_low, n_bands)[:, 0],
-        _per_band(compression_ratio, n_bands)[:, 0],
-        level1,
-        threshold_high,
-        small,
-        _compression_lowpass(fsamp),
-        envelope,
-        motion,
-    )
-    if one_d:
-        return envelope[0], motion[0]
-    return envelope, motion
-
-
-def _compression_lowpass(fsamp: float) -> tuple[float, float, float]:
-    """``(b0, b1, a1)`` of the 800 Hz first-order Butterworth gain smoother."""
-    b, a = butter(1, 800 / (0.5 * fsamp))
-    return float(b[0]), float(b[1]), float(a[1])
-
-
-def _alignment_delays(reference: np.ndarray, output: np.ndarray, max_lag: int) -> np.ndarray:
-    """Per-row delay (samples) of ``output`` behind ``reference``, ``|delay| < max_lag``."""
-    correlation = _lagged_correlation(reference, output, max_lag)
-    # searched lags are -max_lag+1 .. max_lag; the first maximum wins
-    location = np.argmax(correlation[:, 1:], axis=-1)
-    return max_lag - location - 1
-
-
-def _alignment_max_lag(freq_sample: float, corr_range: float, npts: int) -> int:
-    """Largest alignment lag (samples) for a search range of ``corr_range`` ms."""
-    return min(int(np.rint(0.001 * corr_range * freq_sample)), npts)
-
-
 def envelope_align(
     reference: np.ndarray, output: np.ndarray, freq_sample: int = 24000, corr_range: int = 100
 ) -> np.ndarray:
-    """Shift ``output`` to best match ``reference`` within +/- ``corr_range`` ms.
+    """Shift ``output`` to the lag of its largest cross-correlation with ``reference``.
 
-    Works on ``(n,)`` or row-wise on ``(bands, n)`` arrays (each row its own delay).
+    Lags within ``+/- corr_range`` ms are searched (Kates 2013: the processed signal may
+    be delayed by the hearing aid); the shifted signal is zero-filled. Works on
+    ``(samples,)`` or row-wise on ``(bands, samples)`` (each band its own lag).
+
+    Returns:
+        The aligned ``output``, same shape.
     """
     one_d = np.ndim(output) == 1
-    reference = np.atleast_2d(reference)
-    output = np.atleast_2d(output)
-    max_lag = _alignment_max_lag(freq_sample, corr_range, reference.shape[-1])
-    delays = _alignment_delays(reference, output, max_lag)
-    aligned = _delay_rows(output, -delays)
+    reference = _as_bands(reference)
+    output = _as_bands(output)
+    max_lag = min(int(np.rint(0.001 * corr_range * freq_sample)), reference.shape[-1])
+    correlation = _lagged_correlation(reference, output, max_lag)
+    # searched lags are -max_lag+1 .. max_lag; the first maximum wins
+    delay = max_lag - np.argmax(correlation[:, 1:], axis=-1) - 1
+    aligned = _delay_rows(output, -delay)
     return aligned[0] if one_d else aligned
 
 
@@ -615,106 +600,75 @@ def envelope_sl(
     level1: float,
     small: float = _SMALL,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Convert a compressed envelope to dB SL (floored at 0) and rescale the BM motion.
+    """Compressed envelope to dB SL; BM motion rescaled to that envelope (Kates 2013).
 
-    ``attenuated_ihc`` is a scalar for ``(n,)`` inputs or ``(bands,)`` for ``(bands, n)``.
+    ``E_SL = max(level1 - attn_ihc + 20 log10(E + small), 0)`` dB SL and the BM motion is
+    multiplied by ``(E_SL + small) / (E + small)``, so that its envelope is in dB SL too.
+
+    Args:
+        reference: compressed envelope, ``(samples,)`` or ``(bands, samples)``.
+        basilar_membrane: compressed BM motion, same shape.
+        attenuated_ihc: IHC attenuation (dB), scalar or ``(bands,)``.
+        level1: dB SPL of RMS 1.
+        small: floor added to the envelope.
+
+    Returns:
+        ``(envelope_db_sl, basilar_membrane)``, shaped as ``reference``.
     """
-    one_d = np.ndim(reference) == 1
-    envelope = np.atleast_2d(reference)
-    attn = _per_band(attenuated_ihc, envelope.shape[0])
-    level = np.maximum(level1 - attn + 20 * np.log10(envelope + small), 0.0)
-    motion = np.atleast_2d(basilar_membrane) * ((level + small) / (envelope + small))
-    if one_d:
+    envelope = _as_bands(reference)
+    motion = np.array(_as_bands(basilar_membrane))
+    offset = level1 - _per_band(attenuated_ihc, envelope.shape[0])
+    level = np.empty_like(envelope)
+    for band, (row, out, bm_row) in enumerate(zip(envelope, level, motion, strict=True)):
+        floored = row + small
+        np.log10(floored, out=out)
+        out *= 20
+        out += offset[band]
+        np.maximum(out, 0, out=out)
+        bm_row *= (out + small) / floored
+    if np.ndim(reference) == 1:
         return level[0], motion[0]
     return level, motion
 
 
-@njit(cache=True, nogil=True)
-def _ihc_coefficients(delta, freq_sample):
-    """Backward-difference update of the IHC adaptation RC circuit (Kates 2013).
+@njit(cache=True, parallel=True)
+def _ihc_adaptation_bands(level_db, motion, delta, freq_sample, out_db, out_motion):
+    """IHC adaptation of every band of ``level_db (bands, samples)`` (bands in parallel).
 
-    Rapid (2 ms) and short-term (60 ms) time constants; ``delta`` is the overshoot.
-    Returns ``(r2, k1, k2, a11, a12, a21, a22, denom, 1 / r1)``.
+    Equivalent circuit (Kates 2013, sec. II.D): a source ``v0`` (the envelope in dB SL)
+    drives ``r1`` into node 1, with ``c1`` and ``r2`` to node 2 and ``c2 || r3`` to ground;
+    the time constants are 2 ms (rapid) and 60 ms (short-term adaptation) and
+    ``delta = 1 / r1`` the overshoot. Each sample solves the backward-difference node
+    equations ``A [v1, v2]' = [r2 v0 + k1 v1, k2 v2]'`` for the new node voltages; the
+    output is ``(v0 - v1) / r1`` floored at 0, and the BM motion gets the same gain.
     """
     delta = max(delta, 1.0001)
-    tau1, tau2 = 0.002, 0.060
+    tau1 = 0.001 * 2
+    tau2 = 0.001 * 60
     r1 = 1 / delta
     r2 = 0.5 * (1 - r1)
     r3 = r2
     c1 = tau1 * (r1 + r2) / (r1 * r2)
     c2 = tau2 / ((r1 + r2) * r3)
-    a11 = r1 + r2 + r1 * r2 * (c1 * freq_sample)
+    a11 = r1 + r2 + r1 * r2 * (c1 / (1 / freq_sample))
     a12 = -r1
     a21 = -r3
-    a22 = r2 + r3 + r2 * r3 * (c2 * freq_sample)
-    denom = 1 / ((a11 * a22) - (a21 * a12))
-    k1 = r1 * r2 * (c1 * freq_sample)
-    k2 = r2 * r3 * (c2 * freq_sample)
-    return r2, k1, k2, a11, a12, a21, a22, denom, 1 / r1
-
-
-@njit(cache=True, nogil=True)
-def _ihc_step(v0, v1, v2, coefficients):
-    """One sample of IHC adaptation: ``(output_db, v1, v2)`` for input ``v0`` dB SL."""
-    r2, k1, k2, a11, a12, a21, a22, denom, r1_inv = coefficients
-    b1 = v0 * r2 + k1 * v1
-    b2 = k2 * v2
-    v1 = denom * (a22 * b1 - a12 * b2)
-    v2 = denom * (-a21 * b1 + a11 * b2)
-    return max((v0 - v1) * r1_inv, 0.0), v1, v2
-
-
-@njit(cache=True)
-def _ihc_adaptation_kernel(level_db, motion, delta, freq_sample, out_db, out_motion):
-    """IHC adaptation of ``level_db (rows, n)``; ``motion`` gets the same gain."""
-    coefficients = _ihc_coefficients(delta, freq_sample)
-    n_rows, npts = level_db.shape
-    for row in range(n_rows):
+    a22 = r2 + r3 + r2 * r3 * (c2 / (1 / freq_sample))
+    inverse_det = 1 / ((a11 * a22) - (a21 * a12))
+    k1 = r1 * r2 * (c1 / (1 / freq_sample))
+    k2 = r2 * r3 * (c2 / (1 / freq_sample))
+    for band in prange(level_db.shape[0]):
         v1 = 0.0
         v2 = 0.0
-        for t in range(npts):
-            v0 = level_db[row, t]
-            out, v1, v2 = _ihc_step(v0, v1, v2, coefficients)
-            out_db[row, t] = out
-            out_motion[row, t] = motion[row, t] * ((out + _SMALL) / (v0 + _SMALL))
-
-
-@njit(cache=True, nogil=True)
-def _sl_adaptation_kernel(
-    log_envelope,
-    envelope,
-    motion,
-    offset_db,
-    envelope_delay,
-    motion_delay,
-    delta,
-    freq_sample,
-    out_db,
-    out_bm,
-):
-    """:func:`envelope_sl` then :func:`inner_hair_cell_adaptation` of one band ``(n,)``.
-
-    ``log_envelope = log10(envelope + small)`` (NumPy's vectorised log); the level is
-    ``max(offset_db + 20 log_envelope, 0)`` dB SL with ``offset_db = level1 - attn_ihc``.
-    Envelope (with its level) and ``motion`` are first delayed by their own number of
-    samples, zero-filled as :func:`envelope_align` does (a zero envelope has level
-    0 dB SL).
-    """
-    coefficients = _ihc_coefficients(delta, freq_sample)
-    npts = envelope.shape[0]
-    v1 = 0.0
-    v2 = 0.0
-    for t in range(npts):
-        source = t - envelope_delay
-        inside = 0 <= source < npts
-        env = envelope[source] if inside else 0.0
-        level_db = max(offset_db + 20 * log_envelope[source], 0.0) if inside else 0.0
-        source = t - motion_delay
-        bm = motion[source] if 0 <= source < npts else 0.0
-        bm = bm * ((level_db + _SMALL) / (env + _SMALL))
-        out, v1, v2 = _ihc_step(level_db, v1, v2, coefficients)
-        out_db[t] = out
-        out_bm[t] = bm * ((out + _SMALL) / (level_db + _SMALL))
+        for n in range(level_db.shape[1]):
+            v0 = level_db[band, n]
+            b1 = v0 * r2 + k1 * v1
+            b2 = k2 * v2
+            v1 = inverse_det * (a22 * b1 - a12 * b2)
+            v2 = inverse_det * (-a21 * b1 + a11 * b2)
+            adapted = max((v0 - v1) * (1 / r1), 0.0)
+            out_db[band, n] = adapted
+            out_motion[band, n] = ((adapted + _SMALL) / (v0 + _SMALL)) * motion[band, n]
 
 
 def inner_hair_cell_adaptation(
@@ -723,64 +677,76 @@ def inner_hair_cell_adaptation(
     delta: float,
     freq_sample: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """IHC adaptation of an envelope in dB SL; the BM motion gets the same gain.
+    """Rapid and short-term IHC adaptation of an envelope in dB SL (Kates 2013, sec. II.D).
 
-    ``delta`` is the overshoot factor (>= 1.0001). Inputs ``(n,)`` or ``(bands, n)``.
+    An RC circuit mapped to first-order backward differences gives an onset overshoot of
+    ``delta`` times the steady state (2 ms and 60 ms time constants); the BM motion is
+    multiplied by the same gain ``(out + small) / (in + small)``.
+
+    Args:
+        reference_db: envelope in dB SL, ``(samples,)`` or ``(bands, samples)``.
+        reference_basilar_membrane: BM motion, same shape.
+        delta: overshoot factor (at least 1.0001).
+        freq_sample: sampling rate in Hz.
 
     Returns:
-        ``(adapted_db, adapted_bm)``.
+        ``(adapted_db, adapted_bm)``, shaped as ``reference_db``.
     """
-    one_d = np.ndim(reference_db) == 1
-    level = np.ascontiguousarray(np.atleast_2d(reference_db), dtype=float)
-    motion = np.ascontiguousarray(np.atleast_2d(reference_basilar_membrane), dtype=float)
+    level = np.ascontiguousarray(_as_bands(reference_db))
+    motion = np.ascontiguousarray(_as_bands(reference_basilar_membrane))
     out_db = np.empty_like(level)
     out_motion = np.empty_like(motion)
-    _ihc_adaptation_kernel(level, motion, float(delta), float(freq_sample), out_db, out_motion)
-    if one_d:
+    _ihc_adaptation_bands(level, motion, float(delta), float(freq_sample), out_db, out_motion)
+    if np.ndim(reference_db) == 1:
         return out_db[0], out_motion[0]
     return out_db, out_motion
+
+
+@njit(cache=True, parallel=True)
+def _add_scaled_rows(signals, noise, scale):
+    """``noise <- signals + scale * noise`` for ``(bands, samples)`` arrays, bands in parallel."""
+    for band in prange(signals.shape[0]):
+        for n in range(signals.shape[1]):
+            noise[band, n] = signals[band, n] + scale * noise[band, n]
 
 
 def basilar_membrane_add_noise(
     reference: np.ndarray, threshold: float, level1: float
 ) -> np.ndarray:
-    """Add Gaussian noise ``threshold`` dB re auditory threshold (legacy global RNG)."""
-    noise = legacy_random.standard_normal(np.shape(reference))
-    noise *= 10 ** ((threshold - level1) / 20)
-    noise += reference
-    return noise
+    """BM motion plus Gaussian noise ``threshold`` dB re auditory threshold (Kates 2013).
 
-
-def _threshold_noise(shape: tuple[int, int]) -> np.ndarray:
-    """Unit Gaussian threshold noise ``(2, bands, n)`` from NumPy's legacy generator.
-
-    Drawn as the official code does: all reference bands, then all processed bands.
+    The noise, RMS ``10^((threshold - level1) / 20)``, is drawn from NumPy's legacy global
+    generator (``np.random.standard_normal(reference.shape)``), so seeding ``np.random``
+    reproduces it. ``reference`` is ``(samples,)`` or ``(bands, samples)``.
     """
-    noise = np.empty((2, *shape))
-    for signal_noise in noise:
-        legacy_random.standard_normal(shape, out=signal_noise)
+    scale = 10 ** ((threshold - level1) / 20)
+    noise = legacy_random.standard_normal(np.shape(reference))
+    _add_scaled_rows(
+        np.ascontiguousarray(_as_bands(reference)), noise.reshape(-1, noise.shape[-1]), scale
+    )
     return noise
 
 
-def _gammatone_group_delay(bandwidths, center_freq, freq_sample, ear_q, min_bandwidth):
-    """Group delay at DC (samples) of each band's gammatone IIR, ``(bands,)``.
+def _group_delays(
+    bandwidths: np.ndarray,
+    center_freq: np.ndarray,
+    freq_sample: float,
+    ear_q: float,
+    min_bandwidth: float,
+) -> np.ndarray:
+    """Group delay at DC (samples) of each band's gammatone filter, ``(bands,)``.
 
-    Evaluated with ``scipy.signal.group_delay`` like Kates's code, so that rounding to
+    Evaluated with ``scipy.signal.group_delay``, as in Kates's code, so that rounding to
     whole samples agrees with it.
     """
     erb = min_bandwidth + np.asarray(center_freq) / ear_q
-    a = np.exp(-(2 * np.pi / freq_sample * 1.019 * np.asarray(bandwidths) * erb))
-    delays = np.empty(len(a))
-    for band, pole in enumerate(a):
-        numerator = [1, 4.0 * pole, 4.0 * pole * pole]
-        denominator = [
-            1,
-            -4.0 * pole,
-            6.0 * pole * pole,
-            -4.0 * pole * pole * pole,
-            pole * pole * pole * pole,
-        ]
-        delays[band] = group_delay((numerator, denominator), 1)[1][0]
+    # the product in the order of Kates's group-delay code (not that of the filter)
+    poles = np.exp(-(2 * np.pi / freq_sample * 1.019 * np.asarray(bandwidths) * erb))
+    delays = np.empty(len(poles))
+    for band, a in enumerate(poles):
+        numerator = [1.0, 4.0 * a, 4.0 * a * a]
+        denominator = [1.0, -4.0 * a, 6.0 * a * a, -4.0 * a * a * a, a * a * a * a]
+        delays[band] = group_delay((numerator, denominator), w=1)[1][0]
     return delays
 
 
@@ -791,44 +757,16 @@ def group_delay_compensate(
     freq_sample: float,
     ear_q: float = _EAR_Q,
     min_bandwidth: float = _MIN_BW,
-    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Delay each band of ``reference (bands, n)`` so all share the largest group delay.
+    """Delay each band of ``reference (bands, samples)`` to the filter bank's largest delay.
 
-    The result goes to a new array, or to ``out`` (which may be ``reference``).
+    The group delay of each band's gammatone (``bandwidths`` re normal ERB, centre
+    frequencies in Hz) is rounded to whole samples; band ``k`` is delayed by
+    ``max(delay) - delay[k]`` (zero-filled), so all bands are aligned in time.
     """
-    delays = _group_delay_compensation(bandwidths, center_freq, freq_sample, ear_q, min_bandwidth)
-    return _delay_rows(reference, delays, out=out)
-
-
-def _group_delay_compensation(
-    bandwidths: np.ndarray,
-    center_freq: np.ndarray,
-    freq_sample: float,
-    ear_q: float = _EAR_Q,
-    min_bandwidth: float = _MIN_BW,
-) -> np.ndarray:
-    """Whole-sample delays ``(bands,)`` that bring every band to the largest group delay."""
-    delay = np.rint(
-        _gammatone_group_delay(bandwidths, center_freq, freq_sample, ear_q, min_bandwidth)
-    ).astype(int)
-    return delay.max() - delay
-
-
-@njit(cache=True)
-def _add_noise_and_delay(motion, noise, scale, delays):
-    """``motion[row] <- delay(noise[row] * scale + motion[row], delays[row])`` in place.
-
-    Same numbers as :func:`basilar_membrane_add_noise` followed by
-    :func:`group_delay_compensate` (delays >= 0 samples, zero-filled), in one pass.
-    """
-    n_rows, npts = motion.shape
-    for row in range(n_rows):
-        delay = min(delays[row], npts)
-        for t in range(npts - 1, delay - 1, -1):  # backwards: sources are not yet overwritten
-            motion[row, t] = noise[row, t - delay] * scale + motion[row, t - delay]
-        for t in range(delay):
-            motion[row, t] = 0.0
+    delays = np.rint(_group_delays(bandwidths, center_freq, freq_sample, ear_q, min_bandwidth))
+    delays = delays.astype(int)
+    return _delay_rows(np.asarray(reference, dtype=float), delays.max() - delays)
 
 
 def convert_rms_to_sl(
@@ -842,7 +780,14 @@ def convert_rms_to_sl(
     threshold_high: float = 100,
     small: float = _SMALL,
 ) -> np.ndarray:
-    """Band RMS envelope levels -> compressed dB SL (floored at 0), ``(bands,)``."""
+    """Long-term band levels in dB SL after OHC compression and IHC attenuation.
+
+    The compression gain of :func:`env_compress_basilar_membrane` is computed from the
+    control RMS and added to the envelope RMS level in dB SPL (floored at 0), less the
+    IHC attenuation; the result is floored at 0 dB SL. ``reference`` and ``control`` are
+    band RMS values ``(bands,)``. Note: like Kates's code, ``threshold_high`` is always 100.
+    """
+    threshold_high = 100
     control_db = np.clip(
         level1 + 20 * np.log10(np.maximum(control, small)), threshold_low, threshold_high
     )
@@ -854,150 +799,6 @@ def convert_rms_to_sl(
 # --------------------------------------------------------------------------------------
 # Ear model
 # --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _BandParameters:
-    """Model parameters per band; rows 0/1 = reference/processed, ``(2, bands)``."""
-
-    cf: np.ndarray  # (bands,) centre frequencies, Hz
-    cf_control: np.ndarray  # (bands,) control-path centre frequencies, Hz
-    bw_control: np.ndarray  # (bands,) control-path bandwidths re normal ERB
-    bw_min: np.ndarray
-    attn_ohc: np.ndarray  # dB
-    low_knee: np.ndarray  # dB SPL
-    compression_ratio: np.ndarray
-    attn_ihc: np.ndarray  # dB
-
-
-@dataclass(frozen=True)
-class _BandOutputs:
-    """Ear-model outputs; rows 0/1 = reference/processed."""
-
-    db: np.ndarray  # (2, bands, n) envelopes after IHC adaptation, dB SL
-    bm: np.ndarray  # (2, bands, n) BM motion, before threshold noise and group delay
-    average: np.ndarray  # (2, bands) RMS envelope
-    control_average: np.ndarray  # (2, bands) RMS control envelope
-    bandwidth: np.ndarray  # (2, bands) bandwidths after the control-path adjustment
-
-
-def _run_bands(
-    signals: np.ndarray,
-    params: _BandParameters,
-    outputs: _BandOutputs,
-    sample_rate: float,
-    level1: float,
-) -> None:
-    """Run the ear model's band stages for every band, two bands at a time.
-
-    ``signals`` are the middle-ear outputs ``(2, n)`` (reference, processed). Pairs of
-    bands are shared out to worker threads; for each pair the gammatone filters of both
-    bands and both signals run together (:func:`_gammatone_pair_of_bands`), then
-    :func:`_ear_band` finishes each band. Bands are independent and write disjoint
-    output rows. Each worker reuses one scratch buffer.
-    """
-    signals = np.ascontiguousarray(signals, dtype=float)
-    n_bands = len(params.cf)
-
-    def run_share(pairs: range) -> None:
-        work = np.empty((3, 2, 2, signals.shape[1]))  # control, envelope, motion
-        for pair in pairs:
-            bands = [2 * pair, min(2 * pair + 1, n_bands - 1)]
-            _gammatone_pair_of_bands(bands, signals, params, outputs, sample_rate, level1, work)
-            for member, band in enumerate(bands[: n_bands - 2 * pair]):
-                control, envelope, motion = work[:, member]
-                _ear_band(band, params, outputs, sample_rate, level1, control, envelope, motion)
-
-    _in_threads(run_share, -(-n_bands // 2))
-
-
-def _gammatone_pair_of_bands(
-    bands: list[int],
-    signals: np.ndarray,
-    params: _BandParameters,
-    outputs: _BandOutputs,
-    sample_rate: float,
-    level1: float,
-    work: np.ndarray,
-) -> None:
-    """Control path and gammatone filters of two bands (the same one twice for an odd last
-    band) for both signals, into ``work[:, member]`` (control, envelope, motion).
-
-    The control filters (widest, fully damaged) set each band's bandwidth from their RMS
-    level (``outputs.bandwidth``); the main filters then give the envelope and BM motion.
-    """
-    control, envelope, motion = work
-    bw_control = params.bw_control[bands]
-    _gammatone_two_bands_into(
-        signals,
-        params.cf_control[bands],
-        np.stack((bw_control, bw_control), axis=-1),
-        sample_rate,
-        control,
-        None,
-    )
-    for member, band in enumerate(bands):
-        control_rms = np.sqrt(np.mean(control[member] ** 2, axis=1))
-        outputs.bandwidth[:, band] = [
-            _bandwidth_from_rms(
-                control_rms[row], params.bw_min[row, band], params.bw_control[band], level1
-            )
-            for row in range(2)
-        ]
-    bandwidths = outputs.bandwidth[:, bands].T  # (bands, signals)
-    _gammatone_two_bands_into(signals, params.cf[bands], bandwidths, sample_rate, envelope, motion)
-
-
-def _ear_band(
-    band: int,
-    params: _BandParameters,
-    outputs: _BandOutputs,
-    sample_rate: float,
-    level1: float,
-    control: np.ndarray,
-    envelope: np.ndarray,
-    motion: np.ndarray,
-) -> None:
-    """OHC compression, alignment, dB SL and IHC adaptation of one band.
-
-    ``control``, ``envelope`` and ``motion`` are the band's gammatone outputs ``(2, n)``
-    (reference, processed), overwritten; results go to ``outputs``.
-    """
-    nsamp = envelope.shape[1]
-    outputs.average[:, band] = np.sqrt(np.mean(envelope**2, axis=1))
-    outputs.control_average[:, band] = np.sqrt(np.mean(control**2, axis=1))
-    _compress_in_place(
-        control,
-        params.attn_ohc[:, band],
-        params.low_knee[:, band],
-        params.compression_ratio[:, band],
-        level1,
-        100.0,
-        _SMALL,
-        _compression_lowpass(sample_rate),
-        envelope,
-        motion,
-    )
-    max_lag = _alignment_max_lag(int(sample_rate), 100, nsamp)
-    envelope_delay = -_alignment_delays(envelope[:1], envelope[1:], max_lag)[0]
-    motion_delay = -_alignment_delays(motion[:1], motion[1:], max_lag)[0]
-    # log envelope for the dB SL (NumPy's vectorised log), into the spent control rows
-    log_envelope = np.add(envelope, _SMALL, out=control)
-    np.log10(log_envelope, out=log_envelope)
-    delta = 2.0  # IHC overshoot
-    for row, (envelope_shift, motion_shift) in enumerate(((0, 0), (envelope_delay, motion_delay))):
-        _sl_adaptation_kernel(
-            log_envelope[row],
-            envelope[row],
-            motion[row],
-            level1 - params.attn_ihc[row, band],
-            envelope_shift,
-            motion_shift,
-            delta,
-            sample_rate,
-            outputs.db[row, band],
-            outputs.bm[row, band],
-        )
 
 
 def ear_model(
@@ -1013,6 +814,8 @@ def ear_model(
     shift: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
     """Kates (2013) cochlear model of a reference and a processed signal.
+
+    The stages of the module docstring, in that order, each on all bands at once.
 
     Args:
         reference: reference signal ``(n,)``; at 65 dB SPL (``itype`` 0 or 1) or with
@@ -1034,76 +837,128 @@ def ear_model(
         average band levels in dB SL ``(nchan,)``, and the model rate (24000 Hz).
     """
     hearing_loss = np.asarray(hearing_loss, dtype=float)
-    cf = center_frequency(nchan)
-    attn_ohc_y, bw_min_y, low_knee_y, ratio_y, attn_ihc_y = loss_parameters(hearing_loss, cf)
+    center_freq = center_frequency(nchan)
+    attn_ohc_y, bandwidth_min_y, low_knee_y, ratio_y, attn_ihc_y = loss_parameters(
+        hearing_loss, center_freq
+    )
     reference_loss = np.zeros(len(hearing_loss)) if itype == 0 else hearing_loss
-    attn_ohc_x, bw_min_x, low_knee_x, ratio_x, attn_ihc_x = loss_parameters(reference_loss, cf)
-    cf_control = center_frequency(nchan, shift)
-    _, bw_control, _, _, _ = loss_parameters(np.full(6, 100.0), cf_control)
+    attn_ohc_x, bandwidth_min_x, low_knee_x, ratio_x, attn_ihc_x = loss_parameters(
+        reference_loss, center_freq
+    )
+    center_freq_control = center_frequency(nchan, shift)
+    _, bandwidth_control, _, _, _ = loss_parameters(np.full(6, 100.0), center_freq_control)
 
+    # Input: 24 kHz, bulk alignment, NAL-R for the quality reference, middle ear
     reference_24, _ = resample_24khz(reference, reference_freq)
     processed_24, sample_rate = resample_24khz(processed, processed_freq)
     n_common = min(len(reference_24), len(processed_24))
     reference_24, processed_24 = input_align(reference_24[:n_common], processed_24[:n_common])
     nsamp = len(reference_24)
-
     if itype == 1:
         nfir = 140
         enhancer = NALR(nfir, sample_rate)
         fir, _ = enhancer.build(Audiogram(levels=hearing_loss, frequencies=AUDIOMETRIC_FREQUENCIES))
         reference_24 = enhancer.apply(fir, reference_24)[nfir : nfir + nsamp]
-
     reference_mid = middle_ear(reference_24, sample_rate)
     processed_mid = middle_ear(processed_24, sample_rate)
 
-    shape = (nchan, nsamp)
-    params = _BandParameters(
-        cf=cf,
-        cf_control=cf_control,
-        bw_control=bw_control,
-        bw_min=np.stack((bw_min_x, bw_min_y)),
-        attn_ohc=np.stack((attn_ohc_x, attn_ohc_y)),
-        low_knee=np.stack((low_knee_x, low_knee_y)),
-        compression_ratio=np.stack((ratio_x, ratio_y)),
-        attn_ihc=np.stack((attn_ihc_x, attn_ihc_y)),
+    # Control path (widest filters) sets each band's bandwidth from its level
+    reference_control, _, processed_control, _ = gammatone_basilar_membrane(
+        reference_mid,
+        bandwidth_control,
+        processed_mid,
+        bandwidth_control,
+        sample_rate,
+        center_freq_control,
     )
-    outputs = _BandOutputs(
-        db=np.empty((2, *shape)),
-        bm=np.empty((2, *shape)),
-        average=np.empty((2, nchan)),
-        control_average=np.empty((2, nchan)),
-        bandwidth=np.empty((2, nchan)),
+    reference_bandwidth = bandwidth_adjust(
+        reference_control, bandwidth_min_x, bandwidth_control, level1
     )
-    signals = np.stack((reference_mid, processed_mid))
-    if _thread_count() > 1:  # the noise depends only on the generator: draw it meanwhile
-        with ThreadPoolExecutor(1) as pool:
-            pending_noise = pool.submit(_threshold_noise, shape)
-            _run_bands(signals, params, outputs, float(sample_rate), float(level1))
-            noise = pending_noise.result()
-    else:
-        _run_bands(signals, params, outputs, float(sample_rate), float(level1))
-        noise = _threshold_noise(shape)
-    reference_db, processed_db = outputs.db
-    reference_bm, processed_bm = outputs.bm
-    average, control_average = outputs.average, outputs.control_average
-    reference_bandwidth = outputs.bandwidth[0]
+    processed_bandwidth = bandwidth_adjust(
+        processed_control, bandwidth_min_y, bandwidth_control, level1
+    )
+
+    # Auditory filters: envelope and BM motion
+    reference_env, reference_bm, processed_env, processed_bm = gammatone_basilar_membrane(
+        reference_mid,
+        reference_bandwidth,
+        processed_mid,
+        processed_bandwidth,
+        sample_rate,
+        center_freq,
+    )
+    reference_average, processed_average = _band_rms(reference_env), _band_rms(processed_env)
+    reference_control_average = _band_rms(reference_control)
+    processed_control_average = _band_rms(processed_control)
+
+    # OHC compression
+    reference_env, reference_bm = env_compress_basilar_membrane(
+        reference_env,
+        reference_bm,
+        reference_control,
+        attn_ohc_x,
+        low_knee_x,
+        ratio_x,
+        sample_rate,
+        level1,
+    )
+    processed_env, processed_bm = env_compress_basilar_membrane(
+        processed_env,
+        processed_bm,
+        processed_control,
+        attn_ohc_y,
+        low_knee_y,
+        ratio_y,
+        sample_rate,
+        level1,
+    )
+    del reference_control, processed_control
+
+    # Processed envelope and BM aligned to the reference
+    processed_env = envelope_align(reference_env, processed_env)
+    processed_bm = envelope_align(reference_bm, processed_bm)
+
+    # dB SL, then IHC adaptation
+    reference_env, reference_bm = envelope_sl(reference_env, reference_bm, attn_ihc_x, level1)
+    processed_env, processed_bm = envelope_sl(processed_env, processed_bm, attn_ihc_y, level1)
+    delta = 2  # IHC overshoot
+    reference_db, reference_bm = inner_hair_cell_adaptation(
+        reference_env, reference_bm, delta, sample_rate
+    )
+    processed_db, processed_bm = inner_hair_cell_adaptation(
+        processed_env, processed_bm, delta, sample_rate
+    )
+    del reference_env, processed_env
+
+    # Threshold noise on the BM (reference bands, then processed bands)
+    ihc_threshold = -10  # dB re auditory threshold
+    reference_bm = basilar_membrane_add_noise(reference_bm, ihc_threshold, level1)
+    processed_bm = basilar_membrane_add_noise(processed_bm, ihc_threshold, level1)
 
     if m_delay > 0:
-        delays = _group_delay_compensation(reference_bandwidth, cf, sample_rate)
-    else:
-        delays = np.zeros(nchan, dtype=int)
-    _delay_rows(reference_db, delays, out=reference_db)
-    _delay_rows(processed_db, delays, out=processed_db)
-    ihc_threshold = -10  # dB re auditory threshold
-    noise_scale = 10 ** ((ihc_threshold - level1) / 20)
-    for motion_out, motion_noise in zip((reference_bm, processed_bm), noise, strict=True):
-        _add_noise_and_delay(motion_out, motion_noise, noise_scale, delays)
+        compensate = (reference_bandwidth, center_freq, sample_rate)
+        reference_db = group_delay_compensate(reference_db, *compensate)
+        processed_db = group_delay_compensate(processed_db, *compensate)
+        reference_bm = group_delay_compensate(reference_bm, *compensate)
+        processed_bm = group_delay_compensate(processed_bm, *compensate)
 
     reference_sl = convert_rms_to_sl(
-        average[0], control_average[0], attn_ohc_x, low_knee_x, ratio_x, attn_ihc_x, level1
+        reference_average,
+        reference_control_average,
+        attn_ohc_x,
+        low_knee_x,
+        ratio_x,
+        attn_ihc_x,
+        level1,
     )
     processed_sl = convert_rms_to_sl(
-        average[1], control_average[1], attn_ohc_y, low_knee_y, ratio_y, attn_ihc_y, level1
+        processed_average,
+        processed_control_average,
+        attn_ohc_y,
+        low_knee_y,
+        ratio_y,
+        attn_ihc_y,
+        level1,
     )
     return (
         reference_db,
@@ -1291,10 +1146,21 @@ def spectrum_diff(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Long-term spectrum, normalised spectrum and slope differences (Moore & Tan 2004).
 
-    The dB SL band levels are turned into loudness-normalised linear magnitudes.
+    The dB SL band levels (bands on the first axis) become linear magnitudes
+    ``m = 10^(L / 20)``, close to specific loudness, each normalised to sum 1 so that only
+    the spectral shape counts. Three differences are summarised:
+    the spectrum ``d = m_ref - m_proc``, the normalised spectrum
+    ``d / (m_ref + m_proc)``, and the slope ``diff(m_ref) - diff(m_proc)`` (first
+    differences across bands). HAAQI uses the standard deviations of the first two
+    (Kates & Arehart 2016, eq. 10).
+
+    Args:
+        reference_sl, processed_sl: band levels in dB SL, ``(bands,)`` (or
+            ``(bands, columns)``, normalised and summarised over all values).
 
     Returns:
-        ``(dloud, dnorm, dslope)``, each ``[sum |diff|, bands * std(diff), max |diff|]``.
+        ``(dloud, dnorm, dslope)``, each ``[sum |d|, bands * std(d), max |d|]`` (``std``
+        the biased one).
     """
     nbands = reference_sl.shape[0]
     reference_magnitude = 10 ** (reference_sl / 20)
@@ -1302,15 +1168,14 @@ def spectrum_diff(
     reference_magnitude = reference_magnitude / np.sum(reference_magnitude)
     processed_magnitude = processed_magnitude / np.sum(processed_magnitude)
 
-    def stats(difference: np.ndarray) -> np.ndarray:
-        return np.array(
-            [np.sum(np.abs(difference)), nbands * np.std(difference), np.max(np.abs(difference))]
-        )
+    def summary(difference: np.ndarray) -> np.ndarray:
+        magnitude = np.abs(difference)
+        return np.array([np.sum(magnitude), nbands * np.std(difference), np.max(magnitude)])
 
     difference = reference_magnitude - processed_magnitude
     normalised = difference / (reference_magnitude + processed_magnitude)
-    slope = np.diff(reference_magnitude) - np.diff(processed_magnitude)
-    return stats(difference), stats(normalised), stats(slope)
+    slope = np.diff(reference_magnitude, axis=0) - np.diff(processed_magnitude, axis=0)
+    return summary(difference), summary(normalised), summary(slope)
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
@@ -1327,23 +1192,22 @@ def _lag_products(padded_x, seg_y, length, lagged):
         lagged[j] = total
 
 
-@njit(cache=True, nogil=True)
-def _segment_covariance_kernel(
+@njit(cache=True, parallel=True)
+def _segment_covariances(
     x, y, nwin, maxlag, window, full_weights, half_weights, full_norm, half_norm, cov, ms_x, ms_y
 ):
     """Max normalised cross-covariance over +/- maxlag of windowed segments, per tile.
 
-    The reference segment sits in a zero-padded buffer so that every lag is a
-    contiguous dot product with the processed segment.
+    Bands run in parallel. The reference segment sits in a zero-padded buffer so that
+    every lag is a contiguous dot product with the processed segment.
     """
-    n_bands = x.shape[0]
     nseg = cov.shape[1]
     half = nwin // 2
     n_lags = 2 * maxlag + 1
-    padded_x = np.zeros(nwin + 2 * maxlag)
-    seg_y = np.empty(nwin)
-    lagged = np.empty(n_lags)
-    for band in range(n_bands):
+    for band in prange(x.shape[0]):
+        padded_x = np.zeros(nwin + 2 * maxlag)
+        seg_y = np.empty(nwin)
+        lagged = np.empty(n_lags)
         for seg in range(nseg):
             if seg == 0:
                 start, length, w_offset, weights, norm = 0, half, half, half_weights, half_norm
@@ -1426,24 +1290,20 @@ def bm_covary(
     full_norm = 1.0 / np.sum(window**2)
     half_norm = 1.0 / np.sum(window[half:] ** 2)
 
-    def run_share(bands: range) -> None:
-        rows = slice(bands.start, None, bands.step)
-        _segment_covariance_kernel(
-            x[rows],
-            y[rows],
-            nwin,
-            maxlag,
-            window,
-            full_weights,
-            half_weights,
-            full_norm,
-            half_norm,
-            cov[rows],
-            ms_x[rows],
-            ms_y[rows],
-        )
-
-    _in_threads(run_share, x.shape[0])
+    _segment_covariances(
+        x,
+        y,
+        nwin,
+        maxlag,
+        window,
+        full_weights,
+        half_weights,
+        full_norm,
+        half_norm,
+        cov,
+        ms_x,
+        ms_y,
+    )
     return cov, ms_x, ms_y
 
 
