@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from clarity.cad2 import enhance as enhance_module
 from clarity.cad2.enhance import run_enhance
 from clarity.cad2.evaluate import run_evaluate
 from clarity.cad2.runner import FailedScenesError
 from clarity.cad2.scores import SCORES_COLUMNS
+from clarity.cad2.separators import PassthroughSeparator
 from clarity.cad2.testing import SCENE_LISTENERS
 
 PAIRS = [(scene, listener) for scene, listeners in SCENE_LISTENERS.items()
@@ -356,3 +358,37 @@ def test_merge_refuses_a_missing_batch(mini_dataset, tmp_path, recipe_overrides,
     assert "(1 pair(s) missing)" in result.stdout
     merged, batch = read_scores(exp / "scores.csv"), read_scores(exp / "scores_1-2.csv")
     pd.testing.assert_frame_equal(merged, batch)
+
+
+class CountingSeparator:
+    """Passthrough estimates, counting the calls (and the listeners, when listener aware)."""
+
+    def __init__(self, listener_aware: bool):
+        self.listener_aware = listener_aware
+        self.calls = []
+
+    def __call__(self, song, mixture, listener_id=None):
+        self.calls.append((song.name, listener_id))
+        return PassthroughSeparator()(song, mixture)
+
+
+@pytest.mark.parametrize("listener_aware", [False, True])
+def test_each_scene_is_separated_once_unless_the_separator_wants_the_listener(
+    mini_dataset, tmp_path, recipe_overrides, recipe_config, monkeypatch, listener_aware
+):
+    reference_exp = tmp_path / "per_pair"
+    run_enhance(recipe_config(recipe_overrides(mini_dataset, reference_exp, "passthrough")))
+    expected = {path.name: path.read_bytes() for path in enhanced_files(reference_exp)}
+
+    separator = CountingSeparator(listener_aware)
+    monkeypatch.setattr(enhance_module, "build_separator", lambda *args: separator)
+    exp = tmp_path / "grouped"
+    summary = run_enhance(recipe_config(recipe_overrides(mini_dataset, exp, "passthrough")))
+    assert len(summary.processed) == len(PAIRS) == 3
+    if listener_aware:
+        assert sorted(separator.calls) == [
+            ("mini_quartet_000", "L0001"), ("mini_quartet_000", "L0002"), ("mini_trio_000", "L0002")
+        ]
+    else:
+        assert sorted(separator.calls) == [("mini_quartet_000", None), ("mini_trio_000", None)]
+    assert {path.name: path.read_bytes() for path in enhanced_files(exp)} == expected

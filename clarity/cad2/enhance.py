@@ -45,7 +45,7 @@ from clarity.cad2.remix import (
     remix_stems,
 )
 from clarity.cad2.runner import Pair, RunSummary, raise_for_failures, run_pairs
-from clarity.cad2.separators import Separator, build_separator
+from clarity.cad2.separators import Separator, build_separator, is_listener_aware
 from clarity.enhancer.multiband_compressor import MultibandCompressor
 from clarity.utils.flac_encoder import save_flac_signal
 
@@ -92,6 +92,57 @@ def make_compressor(config: DictConfig) -> MultibandCompressor:
     )
 
 
+def scene_remix(
+    scene_id: str,
+    metadata: RecipeMetadata,
+    separator: Separator,
+    config: DictConfig,
+    listener_id: str | None = None,
+) -> np.ndarray:
+    """The separated, rebalanced and levelled remix of a scene, before compression.
+
+    The scene's gains do not depend on the listener, so neither does this remix unless the
+    separator does (`separator.listener_aware`: it is then called with `listener_id`).
+
+    Returns:
+        `(samples, 2)` at `input_sample_rate`.
+    """
+    song = metadata.song_of(scene_id)
+    gains = metadata.gains_of(scene_id)
+    sample_rate = config.input_sample_rate
+    mixture = read_segment(
+        Path(config.path.music_dir) / song.mixture.track,
+        sample_rate,
+        song.mixture.start,
+        song.mixture.duration,
+    )
+    if is_listener_aware(separator):
+        estimates = separator(song, mixture, listener_id=listener_id)
+    else:
+        estimates = separator(song, mixture)
+    rebalanced = apply_gains(
+        estimates, sample_rate, average_repeated_instrument_gains(gains, song.source_instruments())
+    )
+    return adjust_level(remix_stems(rebalanced), gains)
+
+
+def compress_for_listener(
+    remix: np.ndarray,
+    listener_id: str,
+    metadata: RecipeMetadata,
+    compressor: MultibandCompressor,
+    config: DictConfig,
+) -> np.ndarray:
+    """A scene's remix compressed per ear with the listener's settings: `(samples, 2)`."""
+    settings = ear_compressor_settings(
+        metadata.compressor_params[listener_id],
+        config.enhancer.attack,
+        config.enhancer.release,
+        config.enhancer.threshold,
+    )
+    return compress_ears(remix, compressor, settings)
+
+
 def enhance_pair(
     pair: Pair,
     metadata: RecipeMetadata,
@@ -105,27 +156,17 @@ def enhance_pair(
         `(samples, 2)` float64 at `input_sample_rate`, before clipping and resampling.
     """
     scene_id, listener_id = pair
-    song = metadata.song_of(scene_id)
-    gains = metadata.gains_of(scene_id)
-    sample_rate = config.input_sample_rate
-    mixture = read_segment(
-        Path(config.path.music_dir) / song.mixture.track,
-        sample_rate,
-        song.mixture.start,
-        song.mixture.duration,
-    )
-    estimates = separator(song, mixture)
-    rebalanced = apply_gains(
-        estimates, sample_rate, average_repeated_instrument_gains(gains, song.source_instruments())
-    )
-    remix = adjust_level(remix_stems(rebalanced), gains)
-    settings = ear_compressor_settings(
-        metadata.compressor_params[listener_id],
-        config.enhancer.attack,
-        config.enhancer.release,
-        config.enhancer.threshold,
-    )
-    return compress_ears(remix, compressor, settings)
+    remix = scene_remix(scene_id, metadata, separator, config, listener_id)
+    return compress_for_listener(remix, listener_id, metadata, compressor, config)
+
+
+def grouped_by_scene(pairs: list[Pair]) -> list[Pair]:
+    """The pairs with those of one scene next to each other, scenes in order of first
+    appearance, listeners in their order."""
+    listeners: dict[str, list[str]] = {}
+    for scene_id, listener_id in pairs:
+        listeners.setdefault(scene_id, []).append(listener_id)
+    return [(scene_id, listener_id) for scene_id, ids in listeners.items() for listener_id in ids]
 
 
 def enhanced_signal_problem(
@@ -158,6 +199,9 @@ def is_enhanced(config: DictConfig, metadata: RecipeMetadata, pair: Pair) -> boo
 
 def run_enhance(config: DictConfig) -> RunSummary:
     """Enhance every pair of the batch; skip pairs already saved unless `overwrite`.
+
+    The pairs of a scene are done one after the other and, unless the separator is listener
+    aware, share one separation and remix: only the compression depends on the listener.
 
     Raises:
         ValueError: before any work, for a bad config, metadata or audio file.
@@ -193,7 +237,15 @@ def run_enhance(config: DictConfig) -> RunSummary:
         state["compressor"] = make_compressor(config)
 
     def enhance_and_save(pair: Pair) -> None:
-        signal = enhance_pair(pair, metadata, state["separator"], state["compressor"], config)
+        scene_id, listener_id = pair
+        separator = state["separator"]
+        if is_listener_aware(separator) or state.get("remix_scene") != scene_id:
+            state["remix_scene"] = None
+            state["remix"] = scene_remix(scene_id, metadata, separator, config, listener_id)
+            state["remix_scene"] = scene_id
+        signal = compress_for_listener(
+            state["remix"], listener_id, metadata, state["compressor"], config
+        )
         save_flac_signal(
             signal=signal,
             filename=enhanced_path(exp_folder, *pair),
@@ -204,7 +256,7 @@ def run_enhance(config: DictConfig) -> RunSummary:
         )
 
     summary = run_pairs(
-        pairs,
+        grouped_by_scene(pairs),
         enhance_and_save,
         stage="enhance",
         is_done=lambda pair: not config.overwrite and is_enhanced(config, metadata, pair),

@@ -29,10 +29,20 @@ CAUSALITIES = ("causal", "noncausal")
 
 
 class Separator(Protocol):
-    """Estimates the sources of a song from its mixture."""
+    """Estimates the sources of a song from its mixture.
+
+    A separator whose estimates depend on the listener sets `listener_aware = True` and takes
+    the listener id as the keyword argument `listener_id`; the recipe then separates the scene
+    once per listener instead of once per scene.
+    """
 
     def __call__(self, song: Song, mixture: np.ndarray) -> dict[str, np.ndarray]:
         """Source id -> `(samples, channels)` estimate, for a `(samples, channels)` mixture."""
+
+
+def is_listener_aware(separator: Separator) -> bool:
+    """Whether `separator` wants the listener (its `listener_aware` attribute, default False)."""
+    return bool(getattr(separator, "listener_aware", False))
 
 
 @dataclass
