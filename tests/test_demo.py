@@ -15,7 +15,7 @@ from scipy.signal import find_peaks, welch
 
 from clarity.cad2.metadata import load_recipe_metadata, split_of_scene
 from clarity.cad2.score_plots import plot_scores
-from clarity.demo.dataset import make_dataset
+from clarity.demo.dataset import LISTENERS_PER_SCENE, SCENES_PER_SONG, make_dataset
 from clarity.demo.listeners import (
     band_centres,
     compressor_params,
@@ -28,6 +28,7 @@ from clarity.demo.render import RENDERING_VERSION, render_voice
 from clarity.demo.run_demo import SYSTEMS, demo_paths, summary_table
 from clarity.demo.scenes import draw_gains
 from clarity.demo.songs import plan_songs
+from clarity.separation.checkpoints import INSTRUMENTS
 
 SPLITS = ("train", "valid")
 SCORE_COLUMNS = ["scene", "song", "listener", "left_haaqi", "right_haaqi", "avg_haaqi"]
@@ -314,3 +315,19 @@ def test_summary_table_reports_each_system(tmp_path):
     for offset, system in enumerate(SYSTEMS):
         row = next(line for line in table.splitlines() if line.startswith(system))
         assert row.split()[1] == "6" and float(row.split()[-1]) == pytest.approx(0.1 * (offset + 1))
+
+
+def test_small_validation_split_covers_every_instrument_of_the_recipe():
+    plans = [plan for plan in plan_songs("small") if plan.split == "valid"]
+    instruments = {instrument for plan in plans for _, instrument, _ in plan.sources()}
+    assert instruments == set(INSTRUMENTS)
+    assert sorted({len(plan.sources()) for plan in plans}) == [2, 3, 4, 5]
+    assert any(label.endswith("_2") for plan in plans for label, _, _ in plan.sources())
+    pairs = len(plans) * SCENES_PER_SONG["small"]["valid"] * LISTENERS_PER_SCENE["small"]["valid"]
+    assert pairs >= 16
+    training = {instrument for plan in plan_songs("small") if plan.split == "train"
+                for _, instrument, _ in plan.sources()}
+    assert training == set(INSTRUMENTS)
+    assert not {plan.piece.slug for plan in plans} & {
+        plan.piece.slug for plan in plan_songs("small") if plan.split == "train"
+    }

@@ -58,7 +58,7 @@ LISTENER_SHAPES: dict[Size, dict[str, tuple[str, ...]]] = {
     "tiny": {"train": ("N2", "N4"), "valid": ("N2", "N5")},
 }
 SCENES_PER_SONG = {"small": {"train": 2, "valid": 2}, "tiny": {"train": 1, "valid": 1}}
-LISTENERS_PER_SCENE = {"small": {"train": 2, "valid": 1}, "tiny": {"train": 1, "valid": 1}}
+LISTENERS_PER_SCENE = {"small": {"train": 2, "valid": 2}, "tiny": {"train": 1, "valid": 1}}
 FIRST_LISTENER_NUMBER = {"train": 1, "valid": 5001}
 MARKER_FILE = "demo_dataset.json"  # {"size", "seed", "rendering"} of the audio under root
 

@@ -103,9 +103,11 @@ _SMALL = (
     ("train", "bwv161_6", "recorder_wind_quintet"),
     ("train", "bwv367", "flute_cello"),
     ("train", "bwv66_6", "violin_clarinet_viola_bassoon"),
+    # every instrument of the recipe, ensembles of 2 to 5, two with a repeated voice
     ("valid", "mozart_k155_i", "string_quartet"),
     ("valid", "beethoven_op18no1_ii", "string_duo"),
-    ("valid", "bwv40_8", "flute_viola_cello"),
+    ("valid", "bwv281", "wind_trio"),
+    ("valid", "bwv40_8", "wind_sax_quartet"),
     ("valid", "bwv172_6", "violins_flute_quintet"),
 )
 _TINY = (
