@@ -58,6 +58,9 @@ MODEL_SAMPLE_RATE = 24000.0
 _EAR_Q = 9.26449  # Glasberg & Moore ERB parameters
 _MIN_BW = 24.7
 _SMALL = 1e-30
+# ear_model runs its band stages on this many bands at a time: the arrays of a group
+# ((8, samples), 15 MB for 10 s) are reused by the allocator instead of mapping new pages
+_BANDS_PER_GROUP = 8
 
 
 def _as_bands(signal: np.ndarray) -> np.ndarray:
@@ -385,17 +388,48 @@ def bandwidth_adjust(
 
 
 @njit(cache=True, parallel=True)
-def _smooth_gain_and_apply(gain, b0, b1, a1, envelope, motion):
-    """First-order low-pass of each ``gain`` row (lfilter's transposed direct form II,
-    ``y[n] = b0 g[n] + z``, ``z = b1 g[n] - a1 y[n]``), multiplied into ``envelope`` and
-    ``motion`` ``(bands, samples)`` in place."""
+def _compression_exponent(log_control, level1, threshold_low, threshold_high, slope, attn_ohc):
+    """Natural-log gain of the OHC compressor from ``log10(control)``, in place.
+
+    ``L = clip(level1 + 20 log10(control), low, high)`` dB SPL and
+    ``G = -attn - (L - low) slope`` dB become ``G ln(10) / 20`` so that ``exp`` gives
+    ``10^(G/20)``. ``log_control (bands, samples)``; band parameters ``(bands,)``.
+    """
+    db_to_exponent = math.log(10) / 20
+    for band in prange(log_control.shape[0]):
+        low = threshold_low[band]
+        for n in range(log_control.shape[1]):
+            level = max(min(level1 + 20 * log_control[band, n], threshold_high), low)
+            gain_db = -attn_ohc[band] - (level - low) * slope[band]
+            log_control[band, n] = gain_db * db_to_exponent
+
+
+@njit(cache=True, nogil=True)
+def _smooth_gain_one_band(gain, b0, b1, a1, envelope, motion, out_envelope, out_motion):
+    """First-order low-pass of one band's ``gain`` (lfilter's transposed direct form II:
+    ``y[n] = b0 g[n] + z``, ``z = b1 g[n] - a1 y[n]``) applied to its envelope and motion."""
+    state = 0.0
+    for n in range(gain.shape[0]):
+        smoothed = b0 * gain[n] + state
+        state = b1 * gain[n] - a1 * smoothed
+        out_envelope[n] = smoothed * envelope[n]
+        out_motion[n] = smoothed * motion[n]
+
+
+@njit(cache=True, parallel=True)
+def _smooth_gain_and_apply(gain, b0, b1, a1, envelope, motion, out_envelope, out_motion):
+    """:func:`_smooth_gain_one_band` for every band ``(bands, samples)``, in parallel."""
     for band in prange(gain.shape[0]):
-        state = 0.0
-        for n in range(gain.shape[1]):
-            smoothed = b0 * gain[band, n] + state
-            state = b1 * gain[band, n] - a1 * smoothed
-            envelope[band, n] *= smoothed
-            motion[band, n] *= smoothed
+        _smooth_gain_one_band(
+            gain[band],
+            b0,
+            b1,
+            a1,
+            envelope[band],
+            motion[band],
+            out_envelope[band],
+            out_motion[band],
+        )
 
 
 def env_compress_basilar_membrane(
@@ -433,30 +467,38 @@ def env_compress_basilar_membrane(
     Returns:
         ``(compressed_envelope, compressed_bm)``, shaped as ``envsig``.
     """
-    envelope = np.array(_as_bands(envsig))
-    motion = np.array(_as_bands(bm))
-    control = _as_bands(control)
+    envelope = np.ascontiguousarray(_as_bands(envsig))
+    motion = np.ascontiguousarray(_as_bands(bm))
     n_bands = envelope.shape[0]
-    attn_ohc = _per_band(attn_ohc, n_bands)
-    threshold_low = _per_band(threshold_low, n_bands)
-    slope = 1 - 1 / _per_band(compression_ratio, n_bands)
-    db_to_exponent = np.log(10) / 20
     gain = np.empty_like(envelope)
-    for band, (row, out) in enumerate(zip(control, gain, strict=True)):
-        level = np.log10(np.maximum(row, small), out=out)
-        level *= 20
-        level += level1
-        np.clip(level, threshold_low[band], threshold_high, out=level)
-        level -= threshold_low[band]
-        level *= -slope[band]
-        level -= attn_ohc[band]
-        level *= db_to_exponent
-        np.exp(level, out=level)  # 10^(G / 20)
+    for row, out in zip(_as_bands(control), gain, strict=True):
+        np.log10(np.maximum(row, small, out=out), out=out)
+    _compression_exponent(
+        gain,
+        float(level1),
+        _per_band(threshold_low, n_bands),
+        float(threshold_high),
+        1 - 1 / _per_band(compression_ratio, n_bands),
+        _per_band(attn_ohc, n_bands),
+    )
+    for row in gain:
+        np.exp(row, out=row)  # 10^(G / 20)
     b, a = butter(1, 800 / (0.5 * fsamp))
-    _smooth_gain_and_apply(gain, float(b[0]), float(b[1]), float(a[1]), envelope, motion)
+    compressed_envelope = np.empty_like(envelope)
+    compressed_bm = np.empty_like(motion)
+    _smooth_gain_and_apply(
+        gain,
+        float(b[0]),
+        float(b[1]),
+        float(a[1]),
+        envelope,
+        motion,
+        compressed_envelope,
+        compressed_bm,
+    )
     if np.ndim(envsig) == 1:
-        return envelope[0], motion[0]
-    return envelope, motion
+        return compressed_envelope[0], compressed_bm[0]
+    return compressed_envelope, compressed_bm
 
 
 # --------------------------------------------------------------------------------------
@@ -593,6 +635,20 @@ def envelope_align(
     return aligned[0] if one_d else aligned
 
 
+@njit(cache=True, parallel=True)
+def _sl_from_log_envelope(level, envelope, motion, offset_db, small, out_motion):
+    """``level <- max(offset_db + 20 level, 0)`` (``level`` holds ``log10(E + small)``) and
+    ``out_motion = motion (level + small) / (E + small)``; ``(bands, samples)`` arrays,
+    ``offset_db (bands,)``, bands in parallel."""
+    for band in prange(level.shape[0]):
+        offset = offset_db[band]
+        for n in range(level.shape[1]):
+            sensation = max(offset + 20 * level[band, n], 0.0)
+            level[band, n] = sensation
+            gain = (sensation + small) / (envelope[band, n] + small)
+            out_motion[band, n] = gain * motion[band, n]
+
+
 def envelope_sl(
     reference: np.ndarray,
     basilar_membrane: np.ndarray,
@@ -615,25 +671,28 @@ def envelope_sl(
     Returns:
         ``(envelope_db_sl, basilar_membrane)``, shaped as ``reference``.
     """
-    envelope = _as_bands(reference)
-    motion = np.array(_as_bands(basilar_membrane))
-    offset = level1 - _per_band(attenuated_ihc, envelope.shape[0])
+    envelope = np.ascontiguousarray(_as_bands(reference))
+    motion = np.ascontiguousarray(_as_bands(basilar_membrane))
     level = np.empty_like(envelope)
-    for band, (row, out, bm_row) in enumerate(zip(envelope, level, motion, strict=True)):
-        floored = row + small
-        np.log10(floored, out=out)
-        out *= 20
-        out += offset[band]
-        np.maximum(out, 0, out=out)
-        bm_row *= (out + small) / floored
+    for row, out in zip(envelope, level, strict=True):
+        np.log10(np.add(row, small, out=out), out=out)
+    scaled_motion = np.empty_like(motion)
+    _sl_from_log_envelope(
+        level,
+        envelope,
+        motion,
+        level1 - _per_band(attenuated_ihc, envelope.shape[0]),
+        small,
+        scaled_motion,
+    )
     if np.ndim(reference) == 1:
-        return level[0], motion[0]
-    return level, motion
+        return level[0], scaled_motion[0]
+    return level, scaled_motion
 
 
-@njit(cache=True, parallel=True)
-def _ihc_adaptation_bands(level_db, motion, delta, freq_sample, out_db, out_motion):
-    """IHC adaptation of every band of ``level_db (bands, samples)`` (bands in parallel).
+@njit(cache=True, nogil=True)
+def _ihc_adaptation_one_band(level_db, motion, delta, freq_sample, out_db, out_motion):
+    """IHC adaptation of one band's envelope ``level_db (samples,)``, dB SL.
 
     Equivalent circuit (Kates 2013, sec. II.D): a source ``v0`` (the envelope in dB SL)
     drives ``r1`` into node 1, with ``c1`` and ``r2`` to node 2 and ``c2 || r3`` to ground;
@@ -657,18 +716,26 @@ def _ihc_adaptation_bands(level_db, motion, delta, freq_sample, out_db, out_moti
     inverse_det = 1 / ((a11 * a22) - (a21 * a12))
     k1 = r1 * r2 * (c1 / (1 / freq_sample))
     k2 = r2 * r3 * (c2 / (1 / freq_sample))
+    v1 = 0.0
+    v2 = 0.0
+    for n in range(level_db.shape[0]):
+        v0 = level_db[n]
+        b1 = v0 * r2 + k1 * v1
+        b2 = k2 * v2
+        v1 = inverse_det * (a22 * b1 - a12 * b2)
+        v2 = inverse_det * (-a21 * b1 + a11 * b2)
+        adapted = max((v0 - v1) * (1 / r1), 0.0)
+        out_db[n] = adapted
+        out_motion[n] = ((adapted + _SMALL) / (v0 + _SMALL)) * motion[n]
+
+
+@njit(cache=True, parallel=True)
+def _ihc_adaptation_bands(level_db, motion, delta, freq_sample, out_db, out_motion):
+    """:func:`_ihc_adaptation_one_band` for every band ``(bands, samples)``, in parallel."""
     for band in prange(level_db.shape[0]):
-        v1 = 0.0
-        v2 = 0.0
-        for n in range(level_db.shape[1]):
-            v0 = level_db[band, n]
-            b1 = v0 * r2 + k1 * v1
-            b2 = k2 * v2
-            v1 = inverse_det * (a22 * b1 - a12 * b2)
-            v2 = inverse_det * (-a21 * b1 + a11 * b2)
-            adapted = max((v0 - v1) * (1 / r1), 0.0)
-            out_db[band, n] = adapted
-            out_motion[band, n] = ((adapted + _SMALL) / (v0 + _SMALL)) * motion[band, n]
+        _ihc_adaptation_one_band(
+            level_db[band], motion[band], delta, freq_sample, out_db[band], out_motion[band]
+        )
 
 
 def inner_hair_cell_adaptation(
@@ -815,7 +882,8 @@ def ear_model(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
     """Kates (2013) cochlear model of a reference and a processed signal.
 
-    The stages of the module docstring, in that order, each on all bands at once.
+    The stages of the module docstring, in that order; steps 3-8 run on groups of
+    ``_BANDS_PER_GROUP`` bands at a time, each stage on all bands of the group at once.
 
     Args:
         reference: reference signal ``(n,)``; at 65 dB SPL (``itype`` 0 or 1) or with
@@ -862,73 +930,85 @@ def ear_model(
     reference_mid = middle_ear(reference_24, sample_rate)
     processed_mid = middle_ear(processed_24, sample_rate)
 
-    # Control path (widest filters) sets each band's bandwidth from its level
-    reference_control, _, processed_control, _ = gammatone_basilar_membrane(
-        reference_mid,
-        bandwidth_control,
-        processed_mid,
-        bandwidth_control,
-        sample_rate,
-        center_freq_control,
-    )
-    reference_bandwidth = bandwidth_adjust(
-        reference_control, bandwidth_min_x, bandwidth_control, level1
-    )
-    processed_bandwidth = bandwidth_adjust(
-        processed_control, bandwidth_min_y, bandwidth_control, level1
-    )
+    shape = (nchan, nsamp)
+    reference_db, reference_bm = np.empty(shape), np.empty(shape)
+    processed_db, processed_bm = np.empty(shape), np.empty(shape)
+    reference_bandwidth, processed_bandwidth = np.empty(nchan), np.empty(nchan)
+    reference_average, processed_average = np.empty(nchan), np.empty(nchan)
+    reference_control_average, processed_control_average = np.empty(nchan), np.empty(nchan)
+    for first in range(0, nchan, _BANDS_PER_GROUP):
+        bands = slice(first, min(first + _BANDS_PER_GROUP, nchan))
 
-    # Auditory filters: envelope and BM motion
-    reference_env, reference_bm, processed_env, processed_bm = gammatone_basilar_membrane(
-        reference_mid,
-        reference_bandwidth,
-        processed_mid,
-        processed_bandwidth,
-        sample_rate,
-        center_freq,
-    )
-    reference_average, processed_average = _band_rms(reference_env), _band_rms(processed_env)
-    reference_control_average = _band_rms(reference_control)
-    processed_control_average = _band_rms(processed_control)
+        # Control path (widest filters) sets each band's bandwidth from its level
+        reference_control, _, processed_control, _ = gammatone_basilar_membrane(
+            reference_mid,
+            bandwidth_control[bands],
+            processed_mid,
+            bandwidth_control[bands],
+            sample_rate,
+            center_freq_control[bands],
+        )
+        reference_bandwidth[bands] = bandwidth_adjust(
+            reference_control, bandwidth_min_x[bands], bandwidth_control[bands], level1
+        )
+        processed_bandwidth[bands] = bandwidth_adjust(
+            processed_control, bandwidth_min_y[bands], bandwidth_control[bands], level1
+        )
 
-    # OHC compression
-    reference_env, reference_bm = env_compress_basilar_membrane(
-        reference_env,
-        reference_bm,
-        reference_control,
-        attn_ohc_x,
-        low_knee_x,
-        ratio_x,
-        sample_rate,
-        level1,
-    )
-    processed_env, processed_bm = env_compress_basilar_membrane(
-        processed_env,
-        processed_bm,
-        processed_control,
-        attn_ohc_y,
-        low_knee_y,
-        ratio_y,
-        sample_rate,
-        level1,
-    )
-    del reference_control, processed_control
+        # Auditory filters: envelope and BM motion, and their long-term RMS
+        reference_env, reference_b, processed_env, processed_b = gammatone_basilar_membrane(
+            reference_mid,
+            reference_bandwidth[bands],
+            processed_mid,
+            processed_bandwidth[bands],
+            sample_rate,
+            center_freq[bands],
+        )
+        reference_average[bands] = _band_rms(reference_env)
+        processed_average[bands] = _band_rms(processed_env)
+        reference_control_average[bands] = _band_rms(reference_control)
+        processed_control_average[bands] = _band_rms(processed_control)
 
-    # Processed envelope and BM aligned to the reference
-    processed_env = envelope_align(reference_env, processed_env)
-    processed_bm = envelope_align(reference_bm, processed_bm)
+        # OHC compression
+        reference_env, reference_b = env_compress_basilar_membrane(
+            reference_env,
+            reference_b,
+            reference_control,
+            attn_ohc_x[bands],
+            low_knee_x[bands],
+            ratio_x[bands],
+            sample_rate,
+            level1,
+        )
+        processed_env, processed_b = env_compress_basilar_membrane(
+            processed_env,
+            processed_b,
+            processed_control,
+            attn_ohc_y[bands],
+            low_knee_y[bands],
+            ratio_y[bands],
+            sample_rate,
+            level1,
+        )
 
-    # dB SL, then IHC adaptation
-    reference_env, reference_bm = envelope_sl(reference_env, reference_bm, attn_ihc_x, level1)
-    processed_env, processed_bm = envelope_sl(processed_env, processed_bm, attn_ihc_y, level1)
-    delta = 2  # IHC overshoot
-    reference_db, reference_bm = inner_hair_cell_adaptation(
-        reference_env, reference_bm, delta, sample_rate
-    )
-    processed_db, processed_bm = inner_hair_cell_adaptation(
-        processed_env, processed_bm, delta, sample_rate
-    )
-    del reference_env, processed_env
+        # Processed envelope and BM aligned to the reference
+        processed_env = envelope_align(reference_env, processed_env)
+        processed_b = envelope_align(reference_b, processed_b)
+
+        # dB SL, then IHC adaptation
+        reference_env, reference_b = envelope_sl(
+            reference_env, reference_b, attn_ihc_x[bands], level1
+        )
+        processed_env, processed_b = envelope_sl(
+            processed_env, processed_b, attn_ihc_y[bands], level1
+        )
+        delta = 2  # IHC overshoot
+        reference_db[bands], reference_bm[bands] = inner_hair_cell_adaptation(
+            reference_env, reference_b, delta, sample_rate
+        )
+        processed_db[bands], processed_bm[bands] = inner_hair_cell_adaptation(
+            processed_env, processed_b, delta, sample_rate
+        )
 
     # Threshold noise on the BM (reference bands, then processed bands)
     ihc_threshold = -10  # dB re auditory threshold
@@ -1192,62 +1272,83 @@ def _lag_products(padded_x, seg_y, length, lagged):
         lagged[j] = total
 
 
-@njit(cache=True, parallel=True)
-def _segment_covariances(
+@njit(cache=True, nogil=True)
+def _band_segment_covariances(
     x, y, nwin, maxlag, window, full_weights, half_weights, full_norm, half_norm, cov, ms_x, ms_y
 ):
-    """Max normalised cross-covariance over +/- maxlag of windowed segments, per tile.
+    """Max normalised cross-covariance over +/- maxlag of the windowed segments of one
+    band ``x, y (samples,)``, into ``cov, ms_x, ms_y (nseg,)``.
 
-    Bands run in parallel. The reference segment sits in a zero-padded buffer so that
-    every lag is a contiguous dot product with the processed segment.
+    The reference segment sits in a zero-padded buffer so that every lag is a
+    contiguous dot product with the processed segment.
     """
-    nseg = cov.shape[1]
+    nseg = cov.shape[0]
     half = nwin // 2
     n_lags = 2 * maxlag + 1
+    padded_x = np.zeros(nwin + 2 * maxlag)
+    seg_y = np.empty(nwin)
+    lagged = np.empty(n_lags)
+    for seg in range(nseg):
+        if seg == 0:
+            start, length, w_offset, weights, norm = 0, half, half, half_weights, half_norm
+        elif seg == nseg - 1:
+            start, length, w_offset = seg * half, half, 0
+            weights, norm = half_weights, half_norm
+        else:
+            start, length, w_offset = seg * half, nwin, 0
+            weights, norm = full_weights, full_norm
+        mean_x = 0.0
+        mean_y = 0.0
+        for i in range(length):
+            w = window[w_offset + i]
+            padded_x[maxlag + i] = x[start + i] * w
+            seg_y[i] = y[start + i] * w
+            mean_x += padded_x[maxlag + i]
+            mean_y += seg_y[i]
+        mean_x /= length
+        mean_y /= length
+        energy_x = 0.0
+        energy_y = 0.0
+        for i in range(length):
+            padded_x[maxlag + i] -= mean_x
+            seg_y[i] -= mean_y
+            energy_x += padded_x[maxlag + i] ** 2
+            energy_y += seg_y[i] ** 2
+        for i in range(length, nwin):
+            padded_x[maxlag + i] = 0.0
+        energy_x *= norm
+        energy_y *= norm
+        _lag_products(padded_x, seg_y, length, lagged)
+        peak = 0.0
+        for j in range(n_lags):
+            peak = max(peak, abs(lagged[j] * weights[j]))
+        if energy_x > 1e-30 and energy_y > 1e-30:
+            cov[seg] = min(max(peak / math.sqrt(energy_x * energy_y), 0.0), 1.0)
+        else:
+            cov[seg] = 0.0
+        ms_x[seg] = 2.0 * energy_x
+        ms_y[seg] = 2.0 * energy_y
+
+
+@njit(cache=True, parallel=True)
+def _segment_covariances(x, y, nwin, maxlag, window, weights, norms, cov, ms_x, ms_y):
+    """:func:`_band_segment_covariances` of every band of ``x, y (bands, samples)``, bands
+    in parallel; ``weights`` and ``norms`` are (full, half) window pairs."""
     for band in prange(x.shape[0]):
-        padded_x = np.zeros(nwin + 2 * maxlag)
-        seg_y = np.empty(nwin)
-        lagged = np.empty(n_lags)
-        for seg in range(nseg):
-            if seg == 0:
-                start, length, w_offset, weights, norm = 0, half, half, half_weights, half_norm
-            elif seg == nseg - 1:
-                start, length, w_offset = seg * half, half, 0
-                weights, norm = half_weights, half_norm
-            else:
-                start, length, w_offset = seg * half, nwin, 0
-                weights, norm = full_weights, full_norm
-            mean_x = 0.0
-            mean_y = 0.0
-            for i in range(length):
-                w = window[w_offset + i]
-                padded_x[maxlag + i] = x[band, start + i] * w
-                seg_y[i] = y[band, start + i] * w
-                mean_x += padded_x[maxlag + i]
-                mean_y += seg_y[i]
-            mean_x /= length
-            mean_y /= length
-            energy_x = 0.0
-            energy_y = 0.0
-            for i in range(length):
-                padded_x[maxlag + i] -= mean_x
-                seg_y[i] -= mean_y
-                energy_x += padded_x[maxlag + i] ** 2
-                energy_y += seg_y[i] ** 2
-            for i in range(length, nwin):
-                padded_x[maxlag + i] = 0.0
-            energy_x *= norm
-            energy_y *= norm
-            _lag_products(padded_x, seg_y, length, lagged)
-            peak = 0.0
-            for j in range(n_lags):
-                peak = max(peak, abs(lagged[j] * weights[j]))
-            if energy_x > 1e-30 and energy_y > 1e-30:
-                cov[band, seg] = min(max(peak / math.sqrt(energy_x * energy_y), 0.0), 1.0)
-            else:
-                cov[band, seg] = 0.0
-            ms_x[band, seg] = 2.0 * energy_x
-            ms_y[band, seg] = 2.0 * energy_y
+        _band_segment_covariances(
+            x[band],
+            y[band],
+            nwin,
+            maxlag,
+            window,
+            weights[0],
+            weights[1],
+            norms[0],
+            norms[1],
+            cov[band],
+            ms_x[band],
+            ms_y[band],
+        )
 
 
 def _inverse_autocorrelation(window: np.ndarray, maxlag: int) -> np.ndarray:
@@ -1296,10 +1397,8 @@ def bm_covary(
         nwin,
         maxlag,
         window,
-        full_weights,
-        half_weights,
-        full_norm,
-        half_norm,
+        (full_weights, half_weights),
+        (full_norm, half_norm),
         cov,
         ms_x,
         ms_y,
