@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from clarity.cad2.audio_io import cut_segment, read_track
@@ -40,7 +39,6 @@ from clarity.cad2.remix import (
     remix_stems,
 )
 from clarity.cad2.runner import Pair, RunSummary, raise_for_failures, run_pairs
-from clarity.cad2.score_plots import plot_scores
 from clarity.cad2.scores import mean_scores, open_scores_file, score_settings
 from clarity.cad2.seeding import seed_from_text
 from clarity.enhancer.multiband_compressor import MultibandCompressor
@@ -173,7 +171,14 @@ def listener_severity(listener: Listener) -> str:
 
 def plot_run_scores(config: DictConfig, metadata: RecipeMetadata, path: Path) -> Path:
     """Plot a scores file next to it (`.png`), with the bound runs of `evaluate.plot_bounds`
-    (name -> experiment folder) whose score file of the same name exists."""
+    (name -> experiment folder) whose score file of the same name exists.
+
+    pandas and matplotlib are imported here, not with the module: a run that does not plot
+    starts without them."""
+    import pandas as pd
+
+    from clarity.cad2.score_plots import plot_scores
+
     scores = pd.read_csv(path)
     bounds = {}
     for name, folder in config.evaluate.plot_bounds.items():

@@ -3,7 +3,8 @@
 A failing pair is logged with its ids and the run goes on; `raise_for_failures` then lists
 every failed pair in one error, so the script exits with a non-zero code. With more than one
 worker the pairs run in spawned processes; results come back to the calling process, which
-alone writes them, so output files stay consistent.
+alone writes them, so output files stay consistent. Workers and their threads share the usable
+CPUs (`clarity.utils.threads`): at most one worker per CPU, `CPUs // workers` threads each.
 """
 
 from __future__ import annotations
@@ -16,6 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tqdm import tqdm
+
+from clarity.utils.threads import (
+    set_thread_count,
+    threads_per_worker,
+    usable_cpus,
+    worker_count,
+    worker_environment,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +56,15 @@ def _pair_name(pair: Pair) -> str:
     return f"scene {pair[0]} listener {pair[1]}"
 
 
+def _start_worker(
+    threads: int, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]
+) -> None:
+    """First call in a worker process: its thread count, then the task's own set-up."""
+    set_thread_count(threads)
+    if initializer is not None:
+        initializer(*initargs)
+
+
 def run_pairs(
     pairs: Sequence[Pair],
     task: Callable[[Pair], Any],
@@ -67,8 +85,11 @@ def run_pairs(
         stage: name for the progress bar and the logs.
         is_done: True for a pair an earlier run finished (skipped).
         on_result: called in the calling process with each pair and its result.
-        num_workers: 1 runs in this process; more run in a pool of spawned processes.
-        initializer, initargs: prepare each worker (and this process when `num_workers` is 1).
+        num_workers: 1 runs in this process; more run in a pool of spawned processes, at most
+            one per usable CPU and no more than there are pairs to do.
+        initializer, initargs: prepare each worker (and this process when it does the work).
+
+    Each worker (or this process) uses `threads_per_worker` threads for numba, torch and BLAS.
     """
     summary = RunSummary(stage=stage)
     todo = []
@@ -86,10 +107,25 @@ def run_pairs(
             logger.error("%s failed for %s: %s", stage, _pair_name(pair), error, exc_info=error)
             summary.failed[pair] = f"{type(error).__name__}: {error}"
 
+    cpus = usable_cpus()
+    if num_workers > cpus:
+        logger.warning(
+            "%s: %d workers asked for, but this process may use %d CPU(s); starting %d",
+            stage, num_workers, cpus, cpus,
+        )
+    workers = worker_count(min(num_workers, max(1, len(todo))), cpus)
+    threads = threads_per_worker(workers, cpus)
+    if todo:
+        logger.info(
+            "%s: %d worker(s) x %d thread(s) on %d usable CPU(s)", stage, workers, threads, cpus
+        )
+
     with tqdm(total=len(todo), desc=stage, unit="pair", disable=not todo) as progress:
-        if num_workers <= 1 or len(todo) <= 1:
-            if todo and initializer is not None:
-                initializer(*initargs)
+        if workers == 1:
+            if todo:
+                if initializer is not None:
+                    initializer(*initargs)
+                set_thread_count(threads)
             for pair in todo:
                 progress.set_postfix_str(f"{pair[0]} {pair[1]}")
                 try:
@@ -101,11 +137,11 @@ def run_pairs(
                 progress.update()
         else:
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(
-                max_workers=num_workers,
+            with worker_environment(threads), ProcessPoolExecutor(
+                max_workers=workers,
                 mp_context=context,
-                initializer=initializer,
-                initargs=initargs,
+                initializer=_start_worker,
+                initargs=(threads, initializer, initargs),
             ) as pool:
                 futures = {pool.submit(task, pair): pair for pair in todo}
                 for future in as_completed(futures):

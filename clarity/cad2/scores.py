@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from clarity.cad2.batching import scores_file_name
@@ -352,6 +351,11 @@ def merge_batch_scores(
 
 
 def mean_scores(path: str | Path) -> dict[str, float]:
-    """Mean left, right and average HAAQI over the rows of a scores file."""
-    scores = pd.read_csv(path)
-    return {column: float(scores[column].mean()) for column in SCORE_COLUMNS}
+    """Mean left, right and average HAAQI over the usable rows of a scores file (NaN when there
+    are none)."""
+    rows = read_scores(path).rows
+    return {
+        column: math.fsum(float(row[SCORES_COLUMNS.index(column)]) for row in rows) / len(rows)
+        if rows else math.nan
+        for column in SCORE_COLUMNS
+    }
