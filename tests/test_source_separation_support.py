@@ -92,6 +92,10 @@ def test_track_without_batch_dimension_and_float64_array():
     )
     assert separated.shape == (1, 4, 2, 2500)
     np.testing.assert_allclose(separated, expected.numpy(), rtol=0, atol=1e-6)
+    # a channels-first view of a (samples, channels) array, even with negative strides
+    strided = np.ascontiguousarray(mix[:, ::-1].T)[::-1].T
+    assert strided.strides[1] < 0
+    np.testing.assert_array_equal(separate_sources(model, strided, SAMPLE_RATE, 1.0), separated)
 
 
 def test_linear_cross_fades_sum_to_one_and_a_lone_chunk_fades_out():

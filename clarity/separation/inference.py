@@ -93,7 +93,7 @@ def as_mixture_batch(mix: torch.Tensor | np.ndarray, device: torch.device) -> to
     mono; any other number of dimensions raises ``ValueError``.
     """
     if not isinstance(mix, torch.Tensor):
-        mix = torch.from_numpy(np.asarray(mix))
+        mix = torch.as_tensor(np.ascontiguousarray(mix))
     mix = mix.to(device=device, dtype=torch.float32)
     if mix.ndim == 1:
         return mix.view(1, 1, -1)
