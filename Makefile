@@ -33,4 +33,4 @@ test: lint
 	exit $$status
 
 demo: setup
-	$(BIN)/python -m clarity.demo.run_demo $(DEMO_ARGS)
+	$(BIN)/python baseline/run_demo.py $(DEMO_ARGS)

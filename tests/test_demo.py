@@ -16,6 +16,7 @@ from scipy.signal import find_peaks, welch
 from clarity.cad2.metadata import load_recipe_metadata, split_of_scene
 from clarity.cad2.score_plots import plot_scores
 from clarity.demo.dataset import LISTENERS_PER_SCENE, SCENES_PER_SONG, make_dataset
+from clarity.demo.layout import SYSTEMS, demo_paths, summary_table
 from clarity.demo.listeners import (
     band_centres,
     compressor_params,
@@ -25,7 +26,6 @@ from clarity.demo.listeners import (
     standard_audiogram,
 )
 from clarity.demo.render import RENDERING_VERSION, render_voice
-from clarity.demo.run_demo import SYSTEMS, demo_paths, summary_table
 from clarity.demo.scenes import draw_gains
 from clarity.demo.songs import plan_songs
 from clarity.separation.checkpoints import INSTRUMENTS
@@ -304,7 +304,7 @@ def test_plot_scores_writes_a_png(tmp_path):
 
 
 def test_summary_table_reports_each_system(tmp_path):
-    paths = demo_paths("tiny", repository=tmp_path)
+    paths = demo_paths("tiny", tmp_path)
     for offset, system in enumerate(SYSTEMS):
         folder = paths.exp_folder(system)
         folder.mkdir(parents=True, exist_ok=True)

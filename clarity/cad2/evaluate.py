@@ -45,7 +45,7 @@ from clarity.enhancer.multiband_compressor import MultibandCompressor
 from clarity.evaluator.haaqi import compute_haaqi
 from clarity.utils.audiogram import Listener
 from clarity.utils.file_lock import exclusive_lock
-from clarity.utils.flac_encoder import read_flac_signal
+from clarity.utils.flac_encoder import read_flac_signal, save_flac_signal
 from clarity.utils.signal_processing import compute_rms, resample
 
 logger = logging.getLogger(__name__)
@@ -107,6 +107,16 @@ def score_pair(
         config.enhancer.threshold,
     )
     compressed_reference = compress_ears(reference, compressor, settings)
+    if config.evaluate.save_references:
+        from clarity.cad2.report import reference_path
+
+        save_flac_signal(
+            signal=compressed_reference,
+            filename=reference_path(config.path.exp_folder, scene_id, listener_id),
+            signal_sample_rate=config.input_sample_rate,
+            output_sample_rate=config.remix_sample_rate,
+            do_clip_signal=True,
+        )
     if config.evaluate.set_random_seed:
         np.random.seed(seed_from_text(scene_id))
     scores = {}
@@ -253,5 +263,9 @@ def _evaluate_pairs(
         print(f"Mean HAAQI ({path.name}): {means['avg_haaqi']:.4f}")
         if config.evaluate.plot:
             logger.info("Scores plotted in %s", plot_run_scores(config, metadata, path))
+        if config.evaluate.report:
+            from clarity.cad2.report import write_report
+
+            logger.info("Listening report in %s", write_report(config, metadata, path))
     raise_for_failures(summary)
     return summary, path
