@@ -1,9 +1,17 @@
 """FLAC save/read: 16-bit round trip, resampling, clipping, scaling, atomic writes, bad files."""
 
+import os
+import stat
+
 import numpy as np
 import pytest
 
-from clarity.utils.flac_encoder import FlacEncoder, read_flac_signal, save_flac_signal
+from clarity.utils.flac_encoder import (
+    FlacEncoder,
+    read_flac_signal,
+    save_flac_signal,
+    write_atomically,
+)
 
 
 def stereo(n_samples: int = 4410, peak: float = 0.9) -> np.ndarray:
@@ -86,3 +94,14 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match="int16"):
         FlacEncoder().encode(np.zeros(10), 16000, tmp_path / "float.flac")
     assert not (tmp_path / "nan.flac").exists()
+
+
+def test_written_files_respect_the_umask(tmp_path):
+    previous = os.umask(0o027)
+    try:
+        save_flac_signal(np.zeros((100, 2)), tmp_path / "signal.flac", 16000)
+        write_atomically(tmp_path / "notes.txt", lambda temporary: temporary.write_text("x"))
+    finally:
+        os.umask(previous)
+    for name in ("signal.flac", "notes.txt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o640

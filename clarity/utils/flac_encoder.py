@@ -28,13 +28,31 @@ from clarity.utils.signal_processing import (
 logger = logging.getLogger(__name__)
 
 
+def _umask() -> int:
+    """The process's file creation mask, read from /proc where Linux shows it; elsewhere by
+    setting and restoring it (which other threads could briefly see)."""
+    status = Path("/proc/self/status")
+    lines = status.read_text().splitlines() if status.is_file() else []
+    for line in lines:
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomically(path: Path, write) -> None:
-    """Call write(temporary_path) for a temporary file beside `path`, then rename it to `path`."""
+    """Call write(temporary_path) for a temporary file beside `path`, then rename it to `path`.
+
+    The file gets the permissions of any newly created file (0666 less the umask), not the
+    0600 of a private temporary file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
         write(Path(temporary))
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
