@@ -1,24 +1,27 @@
 """Feed-forward dynamic range compressor (pyClarity 0.9.0 `Compressor`, same numbers).
 
-Design after Giannoulis, Massberg & Reiss [1]: the gain computer works on the instantaneous level
-of each sample, x_G = 20 log10|x| dB (floored at -120 dB), with a hard or quadratic soft knee:
+Design after Giannoulis, Massberg & Reiss [1]. Per sample, with exact zeros replaced by
+eps = 1e-12 (as the official toolkit does):
 
-    y_G = x_G                                                   below the knee
-    y_G = x_G + (1/R - 1) (x_G - T + W/2)^2 / (2W)              inside the knee, |x_G - T| <= W/2
-    y_G = T + (x_G - T) / R                                     above the knee
+1. level x_G = max(20 log10|x|, -120) dB (`np.log10`, the same function as the official);
+2. gain computer, threshold T, ratio R, knee width W (dB), `gain_reduction_db` (NumPy,
+   only on the samples above the knee: the others have x_L = 0):
 
-The gain reduction x_L = x_G - y_G is smoothed by a branching one-pole filter in the log domain,
-y_L[n] = a y_L[n-1] + (1 - a) x_L[n], with a = exp(-1 / (tau fs)) set to the attack coefficient
-while x_L rises above y_L and to the release coefficient otherwise. The output is
-x · 10^((makeup - y_L) / 20). As in the official toolkit, exact zeros are replaced by 1e-12 before
-the level and the gain are applied.
+       y_G = x_G                                                  x_G below the knee
+       y_G = x_G + (1/R - 1) (x_G - T + W/2)^2 / (2W)             2|x_G - T| <= W (soft knee)
+       y_G = T + (x_G - T) / R                                    above the knee
 
-Speed. The recursion of y_L cannot be vectorised along time, so the compressors are vectorised
-across each other: lane i of `<8 x double>` vectors runs compressor i (a band of the multiband
-compressor, or a channel here), and the whole sample step (level, knee, smoothing, gain) is
-emitted as vector instructions (`vector_ir`). The level uses a polynomial log10 and the gain a
-polynomial exponential, 10^(g/20) = e^(g ln(10)/20); both are within a few units in the last
-place of the C library's, so outputs differ from the official ones by ~1e-15 relative.
+   and the gain reduction x_L = x_G - y_G;
+3. attack/release smoothing in the log domain, y_L[n] = a y_L[n-1] + (1 - a) x_L[n], with
+   a = exp(-1 / (tau fs)) the attack coefficient while x_L[n] > y_L[n-1] and the release
+   coefficient otherwise (`smooth_gain_reduction`, a numba kernel: the only recursion);
+4. output x · 10^((makeup - y_L) / 20), computed as exp(ln(10) (makeup - y_L) / 20)
+   (`np.exp`, vectorised; the official `10 ** (...)` differs by at most a few units in the
+   last place).
+
+`compress_rows` runs the four steps on many compressors at once (one per row: the channels
+here, bands x channels in the multiband compressor), one block of samples at a time so that
+the temporaries stay in cache.
 
 Reference:
     [1] Giannoulis, D., Massberg, M., & Reiss, J. D. (2012). Digital dynamic range compressor
@@ -29,21 +32,17 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
-from functools import lru_cache
+from collections.abc import Sequence
 
+import numba
 import numpy as np
-from llvmlite import ir
 
-from clarity.utils import vector_ir
-from clarity.utils.sample_loop import Phase, SampleLoop, StepContext
 from clarity.utils.signal_processing import check_finite_signal, check_sample_rate
-from clarity.utils.vector_ir import INT64, LANES
 
 ZERO_FLOOR = 1e-12  # value given to exact zeros (as the official compressor does)
 LEVEL_FLOOR_DB = -120.0  # lowest level seen by the gain computer
-LN10_OVER_20 = math.log(10.0) / 20.0  # 10**(g / 20) == exp(g * LN10_OVER_20)
-PARAMETERS = ("threshold", "ratio", "knee_width", "alpha_attack", "alpha_release", "makeup_gain")
+LN10 = math.log(10.0)  # 10**g == exp(g * LN10)
+BLOCK = 8192  # samples per row compressed at a time
 
 # (name, low, high, unit) of the ranges the official toolkit recommends; outside them it warns
 RECOMMENDED_RANGES = (
@@ -55,181 +54,95 @@ RECOMMENDED_RANGES = (
 )
 
 
-def parameter_vectors(compressors: Sequence[Compressor]) -> np.ndarray:
-    """Loop parameters of compressors in groups of eight, one per lane: vector
-    len(PARAMETERS) * group + i holds parameter PARAMETERS[i] of compressors[8 group + lane]
-    in each lane (unused lanes: a harmless compressor with ratio 1)."""
-    n_groups = max(1, -(-len(compressors) // LANES))
-    padded = list(compressors) + [Compressor()] * (n_groups * LANES - len(compressors))
-    groups = [padded[first : first + LANES] for first in range(0, len(padded), LANES)]
-    return np.array(
-        [[[getattr(c, name) for c in group] for name in PARAMETERS] for group in groups]
-    ).ravel()
+@numba.njit(cache=True, error_model="numpy")
+def gain_reduction_db(level: float, threshold: float, ratio: float, knee_width: float) -> float:
+    """Gain reduction x_L = x_G - y_G (dB) of the gain computer (step 2) at level x_G (dB).
 
-
-def emit_level(context: StepContext, signal: ir.Value) -> tuple[ir.Value, ir.Value]:
-    """Level seen by the gain computer, one sample per lane.
-
-    Returns:
-        (signal with exact zeros replaced by 1e-12, its level max(20 log10|x|, -120) in dB).
+    Every candidate is computed and one is selected (no branches to mispredict); the soft
+    curve is inf or NaN for a hard knee (W = 0) and then not selected.
     """
-    builder = context.builder
-    constant = vector_ir.constant
-    zero = builder.fcmp_ordered("==", signal, constant(0.0))
-    signal = builder.select(zero, constant(ZERO_FLOOR), signal)
-    magnitude = vector_ir.call_intrinsic(builder, "fabs", signal)
-    tiny = builder.fcmp_ordered("<", magnitude, constant(ZERO_FLOOR))  # -240 dB, floored anyway
-    magnitude = builder.select(tiny, constant(ZERO_FLOOR), magnitude)
-    level = builder.fmul(constant(20.0), vector_ir.log10(builder, magnitude))
-    floor = builder.fcmp_ordered("<", level, constant(LEVEL_FLOOR_DB))
-    return signal, builder.select(floor, constant(LEVEL_FLOOR_DB), level)
+    over = level - threshold
+    compressed = threshold + over / ratio
+    if knee_width == 0.0:
+        wanted = level if level < threshold else compressed
+    else:
+        bend = over + knee_width / 2
+        soft = level + ((1 / ratio - 1) * (bend * bend)) / (2 * knee_width)
+        wanted = soft if 2 * abs(over) <= knee_width else compressed
+        wanted = level if 2 * over < -knee_width else wanted
+    return level - wanted
 
 
-def _parameter(context: StepContext, name: str, group: int) -> ir.Value:
-    """Vector of parameter `name` of compressor group `group` (see `parameter_vectors`)."""
-    return context.parameter_vector(len(PARAMETERS) * group + PARAMETERS.index(name))
-
-
-def emit_gain_reduction(context: StepContext, level: ir.Value, group: int = 0) -> ir.Value:
-    """Gain reduction x_L = x_G - y_G (dB) of the gain computer at `level` (dB), lane i with
-    the threshold, ratio and knee width of compressor i of group `group`."""
-    builder = context.builder
-    threshold, ratio, knee = (
-        _parameter(context, name, group) for name in ("threshold", "ratio", "knee_width")
-    )
-    constant = vector_ir.constant
-    over = builder.fsub(level, threshold)
-    wanted = builder.fadd(threshold, builder.fdiv(over, ratio))
-    hard = builder.select(builder.fcmp_ordered("<", level, threshold), level, wanted)
-    bend = builder.fadd(over, builder.fdiv(knee, constant(2.0)))
-    curve = builder.fdiv(
-        builder.fmul(
-            builder.fsub(builder.fdiv(constant(1.0), ratio), constant(1.0)),
-            builder.fmul(bend, bend),
-        ),
-        builder.fmul(constant(2.0), knee),
-    )
-    twice_over = builder.fmul(constant(2.0), over)
-    in_knee = builder.fcmp_ordered(
-        "<=", vector_ir.call_intrinsic(builder, "fabs", twice_over), knee
-    )
-    soft = builder.select(in_knee, builder.fadd(level, curve), wanted)
-    below = builder.fcmp_ordered("<", twice_over, builder.fsub(constant(0.0), knee))
-    soft = builder.select(below, level, soft)
-    wanted = builder.select(builder.fcmp_ordered("==", knee, constant(0.0)), hard, soft)
-    return builder.fsub(level, wanted)
-
-
-def emit_smoothing(
-    context: StepContext,
-    target: ir.Value,
-    smoothed_slot: ir.Value,
-    active: ir.Value | None,
-    group: int = 0,
-) -> ir.Value:
-    """Attack/release smoothing of the gain reduction: update and return y_L (dB) in
-    `smoothed_slot`, only in the lanes of the mask `active` (all lanes if None)."""
-    builder = context.builder
-    alpha_attack = _parameter(context, "alpha_attack", group)
-    alpha_release = _parameter(context, "alpha_release", group)
-    previous = builder.load(smoothed_slot)
-    rising = builder.fcmp_ordered(">", target, previous)
-    alpha = builder.select(rising, alpha_attack, alpha_release)
-    one = vector_ir.constant(1.0)
-    beta = builder.select(rising, builder.fsub(one, alpha_attack), builder.fsub(one, alpha_release))
-    smoothed = builder.fadd(builder.fmul(alpha, previous), builder.fmul(beta, target))
-    if active is not None:
-        smoothed = builder.select(active, smoothed, previous)
-    builder.store(smoothed, smoothed_slot)
-    return smoothed
-
-
-def emit_gain(
-    context: StepContext, signal: ir.Value, smoothed: ir.Value, group: int = 0
-) -> ir.Value:
-    """signal · 10^((makeup - y_L) / 20): the compressed samples."""
-    builder = context.builder
-    makeup = _parameter(context, "makeup_gain", group)
-    log_gain = builder.fmul(builder.fsub(makeup, smoothed), vector_ir.constant(LN10_OVER_20))
-    return builder.fmul(signal, vector_ir.exp(builder, log_gain))
-
-
-def compressor_stages(
-    load: Callable[[StepContext], list[ir.Value]],
-    store: Callable[[StepContext, list[ir.Value]], None],
-    smoothed_slot: int,
-    n_groups: int = 1,
-    lags: Sequence[int] | None = None,
-) -> list[list[Phase]]:
-    """Stages of a `SampleLoop` compressing, at each step, the vectors that `load` emits (one
-    per group of eight compressors) and handing the results to `store`: first the level (with
-    whatever `load` does), then the gain computer, the smoothing recursion and the gains (a
-    split that balances the two stages of the multiband compressor). Uses scratch vectors
-    2 g and 2 g + 1 and the parameter vectors of group g (see `parameter_vectors`).
+@numba.njit(cache=True, error_model="numpy")
+def smooth_gain_reduction(
+    log10_magnitude: np.ndarray,
+    threshold: np.ndarray,
+    ratio: np.ndarray,
+    knee_width: np.ndarray,
+    alpha_attack: np.ndarray,
+    alpha_release: np.ndarray,
+    makeup_gain: np.ndarray,
+    smoothed: np.ndarray,
+    log_gain: np.ndarray,
+) -> None:
+    """Steps 1-3 for each compressor (column): level, gain computer, attack/release smoothing.
 
     Args:
-        load: emits the input vectors of a step (lane i of vector g: compressor 8 g + i).
-        store: emits what to do with the compressed vectors.
-        smoothed_slot: first of the `n_groups` state slots (of the second stage) holding y_L.
-        n_groups: number of vectors `load` emits.
-        lags: per compressor, the first step with a sample; y_L is held before it.
+        log10_magnitude: (samples, compressors) log10|x| (x with zeros replaced by eps).
+        threshold, ratio, knee_width, alpha_attack, alpha_release, makeup_gain: (compressors,)
+            the settings of each compressor (dB, -, dB, -, -, dB).
+        smoothed: (compressors,) y_L before the block (0 to start), updated to its end.
+        log_gain: (samples, compressors) output (may be `log10_magnitude`): ln of the gain,
+            (makeup - y_L) / 20 · ln(10).
     """
-
-    def level(context: StepContext) -> None:
-        for group, vector in enumerate(load(context)):
-            signal, level = emit_level(context, vector)
-            context.save(2 * group, signal)
-            context.save(2 * group + 1, level)
-
-    def smoothing(context: StepContext) -> None:
-        builder = context.builder
-        for group in range(n_groups):
-            active = None
-            group_lags = list(lags[LANES * group : LANES * (group + 1)]) if lags else []
-            if context.guarded and any(group_lags):
-                now = vector_ir.splat(builder, builder.sitofp(context.t, vector_ir.DOUBLE))
-                first = vector_ir.constant(group_lags + [0] * (LANES - len(group_lags)))
-                active = builder.fcmp_ordered(">=", now, first)
-            target = emit_gain_reduction(context, context.saved(2 * group + 1), group)
-            slot = context.slots[smoothed_slot + group]
-            smoothed = emit_smoothing(context, target, slot, active, group)
-            context.save(2 * group + 1, smoothed)
-
-    def gain(context: StepContext) -> None:
-        compressed = [
-            emit_gain(context, context.saved(2 * group), context.saved(2 * group + 1), group)
-            for group in range(n_groups)
-        ]
-        store(context, compressed)
-
-    return [[level], [smoothing, gain]]
+    n_samples, n_compressors = log10_magnitude.shape
+    for n in range(n_samples):
+        for c in range(n_compressors):  # independent compressors: their recursions interleave
+            level = max(20 * log10_magnitude[n, c], LEVEL_FLOOR_DB)
+            x_l = gain_reduction_db(level, threshold[c], ratio[c], knee_width[c])
+            y_l = smoothed[c]
+            alpha = alpha_attack[c] if x_l > y_l else alpha_release[c]
+            y_l = alpha * y_l + (1 - alpha) * x_l
+            smoothed[c] = y_l
+            log_gain[n, c] = (makeup_gain[c] - y_l) / 20.0 * LN10
 
 
-def _load_rows(context: StepContext) -> list[ir.Value]:
-    """One sample of each row of an (8, samples) block, lane i = row i."""
-    signal = vector_ir.constant(0.0)
-    for row in range(LANES):
-        sample = context.signal_sample(INT64(row))
-        signal = context.builder.insert_element(signal, sample, vector_ir.INT32(row))
-    return [signal]
+def compress_columns(
+    signal: np.ndarray, compressors: Sequence[Compressor], smoothed: np.ndarray
+) -> np.ndarray:
+    """Compress column i of `signal` with compressors[i], continuing from the smoothed gain
+    reductions `smoothed` (columns,) (zeros to start; updated).
 
+    Args:
+        signal: (samples, columns), not modified.
 
-def _store_rows(context: StepContext, compressed: list[ir.Value]) -> None:
-    for row in range(LANES):
-        value = vector_ir.lane(context.builder, compressed[0], row)
-        context.store(context.out, INT64(row), 0, value)
-
-
-@lru_cache(maxsize=1)
-def rows_loop() -> SampleLoop:
-    """Compiled loop compressing the rows of an (8, samples) block, one per lane."""
-    stages = compressor_stages(_load_rows, _store_rows, smoothed_slot=0)
-    return SampleLoop(stages, delay=0, n_slots=1, n_params=len(PARAMETERS), n_scratch=2)
+    Returns:
+        (samples, columns) compressed signal.
+    """
+    settings = [
+        np.array([getattr(c, name) for c in compressors])
+        for name in (
+            "threshold",
+            "ratio",
+            "knee_width",
+            "alpha_attack",
+            "alpha_release",
+            "makeup_gain",
+        )
+    ]
+    signal = np.where(signal == 0.0, ZERO_FLOOR, signal)
+    gain = np.empty_like(signal)
+    for start in range(0, signal.shape[0], BLOCK):
+        log_gain = gain[start : start + BLOCK]
+        np.log10(np.abs(signal[start : start + BLOCK]), out=log_gain)
+        smooth_gain_reduction(log_gain, *settings, smoothed, log_gain)
+        np.exp(log_gain, out=log_gain)
+    return np.multiply(signal, gain, out=gain)
 
 
 def smoothing_coefficient(time_ms: float, sample_rate: float) -> float:
     """One-pole coefficient exp(-1 / (tau · fs)) for a time constant `time_ms` in ms."""
-    return math.exp(-1.0 / (0.001 * sample_rate * time_ms))
+    return float(np.exp(-1.0 / (0.001 * sample_rate * time_ms)))
 
 
 class Compressor:
@@ -254,7 +167,7 @@ class Compressor:
         """
         Args:
             threshold: level above which the signal is compressed, dB (re full scale 1.0).
-            ratio: compression ratio (> 0; 1 means no compression).
+            ratio: compression ratio (> 0; 1 means no compression, < 1 expands).
             attack: attack time, ms (> 0).
             release: release time, ms (> 0).
             makeup_gain: gain applied after compression, dB.
@@ -300,7 +213,8 @@ class Compressor:
         """Compress each channel independently.
 
         Args:
-            input_signal: (channels, samples) or (samples,); not modified.
+            input_signal: (channels, samples) or (samples,); not modified (the official
+                compressor writes eps over its zeros; the output is the same).
 
         Returns:
             Compressed signal, same shape, float64.
@@ -312,18 +226,8 @@ class Compressor:
             raise ValueError(
                 f"input_signal must be (channels, samples) or (samples,), got {signal.shape}"
             )
-        n_rows, n_samples = rows.shape
-        parameters = parameter_vectors([self] * LANES)
-        output = np.empty((n_rows, n_samples))
-        block = np.zeros((LANES, n_samples))
-        compressed = np.empty((LANES, n_samples))
-        compress = rows_loop()
-        for first in range(0, n_rows, LANES):
-            count = min(LANES, n_rows - first)
-            block[:count] = rows[first : first + count]
-            compress(block, parameters, compressed, None, 0)
-            output[first : first + count] = compressed[:count]
-        return output.reshape(signal.shape)
+        output = compress_columns(rows.T, [self] * rows.shape[0], np.zeros(rows.shape[0]))
+        return output.T.reshape(signal.shape)
 
     def __str__(self) -> str:
         return (

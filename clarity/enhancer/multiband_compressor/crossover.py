@@ -1,33 +1,28 @@
 """Multi-way Linkwitz-Riley crossover (4th order) with all-pass phase compensation.
 
-Each crossover frequency f_m gets a 4th-order Linkwitz-Riley low-pass LP_m and high-pass HP_m
-(a 2nd-order Butterworth applied twice) [1]. Their sum LP_m + HP_m is an all-pass AP_m. For
-crossover frequencies f_0 < ... < f_{N-1}, band k (k = 0..N) is
+Each crossover frequency f_m gets a 4th-order Linkwitz-Riley low-pass LP_m and high-pass HP_m,
+a 2nd-order Butterworth filter applied twice [1]. Their sum LP_m + HP_m is an all-pass AP_m
+(`make_all_pass`). For crossover frequencies f_0 < ... < f_{N-1}, band k (k = 0..N) is the chain
 
-    band k = AP_{N-1} ... AP_{k+1} · HP_{k-1} ... HP_0 · LP_k · x      (LP_N = 1)
+    band k = AP_{N-1} ... AP_{k+1} · HP_{k-1} ... HP_0 · LP_k · x      (no LP_N in band N)
 
-so every band carries the same all-pass phase and the bands sum back to a flat magnitude [2].
+applied right to left, so that every band carries the same all-pass phase and the bands sum to
+a flat magnitude [2]. The filters are the 5-coefficient LR4 polynomials and the 9-coefficient
+all-pass polynomials of `compute_coefficients`.
 
-Speed without moving the numbers. The official toolkit applies each all-pass as one 8th-order
-direct-form polynomial whose poles are four-fold near z = 1; at low crossover frequencies its
-own rounding noise reaches 1e-8 on band 0, so no other realisation can match it there. Stages
-are therefore split in two:
+How it runs. The all-pass polynomials have four-fold poles near z = 1; at low crossover
+frequencies the rounding of the direct form reaches 1e-8 of the signal on band 0, so only the
+same arithmetic reproduces the official bands. `filter_lanes` runs exactly that arithmetic:
+the direct form II transposed of `scipy.signal.lfilter`, operation for operation,
 
-* exact: in each band, the official filters up to the last all-pass below
-  `EXACT_ALLPASS_MAX_FREQUENCY` · fs or low-/high-pass below `EXACT_LINKWITZ_RILEY_MAX_FREQUENCY`
-  · fs (both limits measured against extended precision) are run exactly as
-  `scipy.signal.lfilter` does (same coefficients, same direct form II transposed, same
-  operation order: bit-identical);
-* the rest uses the exact-math equivalents in second-order sections: LR4 = Butterworth biquad
-  applied twice, AP_m = LP_m + HP_m = the biquad all-pass with the Butterworth poles, and the
-  bands without an exact part share one high-pass cascade u_k = HP_{k-1} ... HP_0 x and are
-  formed by telescoping, band k = q_k - q_{k+1} with q_k = AP_{N-1} ... AP_k u_k (because
-  LP_k u_k = AP_k u_k - HP_k u_k).
+    y[n]   = z_0 + b_0 x[n]
+    z_i    = z_{i+1} + b_{i+1} x[n] - a_{i+1} y[n]        (i = 0 .. order - 2)
+    z_last = b_order x[n] - a_order y[n]
 
-The second group moved the bands by <= 2e-11 of the signal amplitude (tests) compared with
-the official cascade. All filters of all bands run together as a wavefront, eight filters per
-vector instruction (see `wavefront.py`), in a loop compiled once per crossover and sample
-rate with the coefficients as constants.
+without fused multiply-adds, so every band is bit-identical to the official cascade. The
+chains of all bands and channels run side by side ("lanes"), one sample at a time through
+the stages of the chain; chains shorter than the longest are padded with identity filters and
+the LR4 filters with zero coefficients up to order 8, which leaves every output bit-identical.
 
 References:
     [1] Linkwitz, S. H. (1976). Active crossover networks for noncoincident drivers.
@@ -38,60 +33,82 @@ References:
 
 from __future__ import annotations
 
-from functools import lru_cache
-
+import numba
 import numpy as np
 from scipy.signal import butter, tf2zpk, zpk2tf
 
-from clarity.enhancer.multiband_compressor.wavefront import Stage, Wavefront, emit_filter_step
-from clarity.utils import vector_ir
-from clarity.utils.sample_loop import SampleLoop, StepContext
 from clarity.utils.signal_processing import check_finite_signal, check_sample_rate
-from clarity.utils.vector_ir import LANES
 
-LR_ORDER = 4  # Linkwitz-Riley order of the low- and high-pass filters
+MAX_ORDER = 8  # the all-pass filters; LR4 filters are zero-padded to this order
+LANE_BLOCK = 16  # lanes held in the kernel's working arrays at a time
+LANE_MULTIPLE = 8  # lanes are padded to a multiple of this, for whole vectors
 
 
-def linkwitz_riley(
-    crossover_frequency: float, sample_rate: float, btype: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """4th-order Linkwitz-Riley filter: a 2nd-order Butterworth squared in the z-plane.
+def linkwitz_riley(xover_freqs: float, btype: str, order: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Linkwitz-Riley filter: a Butterworth filter of order `order / 2` squared.
 
     Args:
-        crossover_frequency: -6 dB frequency, Hz.
-        sample_rate: Hz.
+        xover_freqs: -6 dB frequency as a fraction of the Nyquist frequency (0 < f < 1).
         btype: "low" or "high".
+        order: order of the result (even).
 
     Returns:
-        (b, a), each of length 5.
+        (b, a), each of length order + 1, a[0] == 1.
     """
-    butter_b, butter_a = butter(LR_ORDER // 2, crossover_frequency / (sample_rate / 2), btype=btype)
-    zeros, poles, gain = tf2zpk(butter_b, butter_a)
+    zeros, poles, gain = tf2zpk(*butter(order // 2, xover_freqs, btype=btype))
     return zpk2tf(np.concatenate((zeros, zeros)), np.concatenate((poles, poles)), gain**2)
 
 
-def parallel_sum(
-    low: tuple[np.ndarray, np.ndarray], high: tuple[np.ndarray, np.ndarray]
+def make_all_pass(
+    b1: np.ndarray, a1: np.ndarray, b2: np.ndarray, a2: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Transfer function of two filters in parallel, H1 + H2, over the product of denominators.
+    """Transfer function of filters (b1, a1) and (b2, a2) in parallel, H1 + H2.
 
-    Used on a Linkwitz-Riley pair, this is the all-pass that compensates the phase of the bands
-    that do not pass through that crossover.
-
-    Args:
-        low: (b, a) of the first filter.
-        high: (b, a) of the second filter.
+    On a Linkwitz-Riley low-/high-pass pair this is the all-pass compensating the phase of the
+    bands that do not pass through that crossover.
 
     Returns:
-        (b, a) of H1 + H2 (length len(a1) + len(a2) - 1).
+        (b, a) over the product of the denominators, length len(a1) + len(a2) - 1.
     """
-    zeros_low, poles_low, gain_low = tf2zpk(*low)
-    zeros_high, poles_high, gain_high = tf2zpk(*high)
+    zeros1, poles1, gain1 = tf2zpk(b1, a1)
+    zeros2, poles2, gain2 = tf2zpk(b2, a2)
     numerator = (
-        np.poly(np.concatenate((zeros_low, poles_high))) * gain_low
-        + np.poly(np.concatenate((zeros_high, poles_low))) * gain_high
+        np.poly(np.concatenate((zeros1, poles2))) * gain1
+        + np.poly(np.concatenate((zeros2, poles1))) * gain2
     )
-    return numerator, np.poly(np.concatenate((poles_low, poles_high)))
+    return numerator, np.poly(np.concatenate((poles1, poles2)))
+
+
+def compute_coefficients(
+    xover_freqs: np.ndarray, sample_rate: float = 44100, order: int = 4
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Coefficients of the low-, high- and all-pass filters of every crossover frequency.
+
+    Args:
+        xover_freqs: (N,) crossover frequencies, Hz.
+        sample_rate: Hz.
+        order: Linkwitz-Riley order.
+
+    Returns:
+        bstore, astore: (order + 1, N, 2) numerators / denominators, [..., 0] low-pass,
+            [..., 1] high-pass;
+        bstore_phi, astore_phi: (2 order + 1, N) all-pass numerators / denominators.
+    """
+    xover_freqs = np.asarray(xover_freqs)
+    n_xover = xover_freqs.shape[0]
+    bstore = np.zeros((order + 1, n_xover, 2))
+    astore = np.zeros((order + 1, n_xover, 2))
+    bstore_phi = np.zeros((2 * order + 1, n_xover))
+    astore_phi = np.zeros((2 * order + 1, n_xover))
+    for i, frequency in enumerate(xover_freqs):
+        for column, btype in enumerate(("low", "high")):
+            bstore[:, i, column], astore[:, i, column] = linkwitz_riley(
+                frequency / (sample_rate / 2), btype, order
+            )
+        bstore_phi[:, i], astore_phi[:, i] = make_all_pass(
+            bstore[:, i, 0], astore[:, i, 0], bstore[:, i, 1], astore[:, i, 1]
+        )
+    return bstore, astore, bstore_phi, astore_phi
 
 
 def check_crossover_frequencies(frequencies: np.ndarray, sample_rate: float) -> None:
@@ -112,30 +129,65 @@ def check_crossover_frequencies(frequencies: np.ndarray, sample_rate: float) -> 
         )
 
 
-EXACT_ALLPASS_MAX_FREQUENCY = 0.05  # fraction of fs below which an all-pass stays exact
-EXACT_LINKWITZ_RILEY_MAX_FREQUENCY = 0.0075  # same for a low- or high-pass
+@numba.njit(cache=True)
+def filter_lanes(
+    signal: np.ndarray,
+    lane_row: np.ndarray,
+    b: np.ndarray,
+    a: np.ndarray,
+    state: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Run a chain of direct form II transposed filters on each lane, as `lfilter` computes it.
+
+    Args:
+        signal: (rows, samples) input.
+        lane_row: (lanes,) the row of `signal` each lane filters.
+        b, a: (stages, MAX_ORDER + 1, lanes) coefficients of each lane's chain, a[:, 0] == 1.
+        state: (stages, MAX_ORDER, lanes) filter states z, updated in place (zeros to start).
+        out: (samples, lanes) output of the last stage of each lane.
+    """
+    n_stages, _, n_lanes = b.shape
+    for first in range(0, n_lanes, LANE_BLOCK):
+        lanes = min(LANE_BLOCK, n_lanes - first)
+        # working copies of fixed width: the lane loops below then compile to vector code
+        bw = np.zeros((n_stages, MAX_ORDER + 1, LANE_BLOCK))
+        aw = np.zeros((n_stages, MAX_ORDER + 1, LANE_BLOCK))
+        z = np.zeros((n_stages, MAX_ORDER, LANE_BLOCK))
+        value = np.zeros(LANE_BLOCK)  # the sample passed from stage to stage
+        for s in range(n_stages):
+            for lane in range(lanes):
+                for i in range(MAX_ORDER + 1):
+                    bw[s, i, lane] = b[s, i, first + lane]
+                    aw[s, i, lane] = a[s, i, first + lane]
+                for i in range(MAX_ORDER):
+                    z[s, i, lane] = state[s, i, first + lane]
+        for n in range(signal.shape[1]):
+            for lane in range(lanes):
+                value[lane] = signal[lane_row[first + lane], n]
+            for s in range(n_stages):
+                for lane in range(lanes):
+                    x = value[lane]
+                    y = z[s, 0, lane] + bw[s, 0, lane] * x
+                    for i in range(MAX_ORDER - 1):
+                        z[s, i, lane] = (
+                            z[s, i + 1, lane] + bw[s, i + 1, lane] * x - aw[s, i + 1, lane] * y
+                        )
+                    z[s, MAX_ORDER - 1, lane] = (
+                        bw[s, MAX_ORDER, lane] * x - aw[s, MAX_ORDER, lane] * y
+                    )
+                    value[lane] = y
+            for lane in range(lanes):
+                out[n, first + lane] = value[lane]
+        for s in range(n_stages):
+            for lane in range(lanes):
+                for i in range(MAX_ORDER):
+                    state[s, i, first + lane] = z[s, i, lane]
 
 
-def butterworth_biquad(frequency: float, sample_rate: float, btype: str) -> tuple:
-    """2nd-order Butterworth (b, a); btype "low", "high" or "all" (the all-pass with the same
-    poles, equal to the sum of the low- and high-pass Linkwitz-Riley filters)."""
-    b, a = butter(2, frequency / (sample_rate / 2), btype="low" if btype == "all" else btype)
-    if btype == "all":
-        b = a[::-1]
-    return tuple(float(v) for v in b), tuple(float(v) for v in a)
-
-
-@lru_cache(maxsize=32)
-def crossover_loop(wavefront: Wavefront) -> SampleLoop:
-    """Compiled loop(signal, params, out, bands, row) writing the bands of one row."""
-
-    def emit_step(context: StepContext) -> None:
-        bands = emit_filter_step(context, wavefront, 0)
-        for band, lag in enumerate(wavefront.band_lag):
-            value = vector_ir.lane(context.builder, bands[band // LANES], band % LANES)
-            context.store_band(band, lag, value)
-
-    return SampleLoop([[emit_step]], max(wavefront.band_lag), wavefront.state_vectors)
+def padded_lanes(n_lanes: int) -> int:
+    """`n_lanes` rounded up to a multiple of LANE_MULTIPLE."""
+    return -(-n_lanes // LANE_MULTIPLE) * LANE_MULTIPLE
 
 
 class Crossover:
@@ -147,7 +199,7 @@ class Crossover:
         (3, 2, 44100)
     """
 
-    FILTER_ORDER = LR_ORDER
+    FILTER_ORDER = 4  # Linkwitz-Riley order; the all-passes have twice this order
 
     def __init__(
         self, freq_crossover: list | np.ndarray | float, sample_rate: float = 44100
@@ -160,14 +212,10 @@ class Crossover:
         self.sample_rate = check_sample_rate(sample_rate)
         self.xover_freqs = np.atleast_1d(np.asarray(freq_crossover, dtype=float))
         check_crossover_frequencies(self.xover_freqs, self.sample_rate)
-
-        self.lowpass = [linkwitz_riley(f, self.sample_rate, "low") for f in self.xover_freqs]
-        self.highpass = [linkwitz_riley(f, self.sample_rate, "high") for f in self.xover_freqs]
-        self.allpass = [
-            parallel_sum(lp, hp) for lp, hp in zip(self.lowpass, self.highpass, strict=True)
-        ]
-
-        self.wavefront = Wavefront.from_network(*self._network())
+        self.bstore, self.astore, self.bstore_phi, self.astore_phi = compute_coefficients(
+            self.xover_freqs, self.sample_rate, self.FILTER_ORDER
+        )
+        self._chain_b, self._chain_a = self._chain_coefficients()
 
     @property
     def num_bands(self) -> int:
@@ -175,70 +223,55 @@ class Crossover:
         return self.xover_freqs.size + 1
 
     def band_filters(self, band: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The (b, a) filters of `band` in the order they are applied (low-pass, high-passes of
-        the lower crossovers, all-passes of the higher crossovers but the next one)."""
+        """The (b, a) filters of `band` in the order they are applied: its low-pass, the
+        high-passes of the lower crossovers, the all-passes of the higher crossovers."""
         n_xover = self.xover_freqs.size
-        chain = [self.lowpass[band]] if band < n_xover else []
-        chain += self.highpass[:band]
-        chain += self.allpass[band + 1 :]
+        chain = [(self.bstore[:, band, 0], self.astore[:, band, 0])] if band < n_xover else []
+        chain += [(self.bstore[:, m, 1], self.astore[:, m, 1]) for m in range(band)]
+        chain += [(self.bstore_phi[:, m], self.astore_phi[:, m]) for m in range(band + 1, n_xover)]
         return chain
 
-    def band_stage_kinds(self, band: int) -> list[tuple[str, int]]:
-        """(btype, crossover index) of each filter of `band_filters(band)`, btype "low", "high"
-        or "all"."""
-        kinds = [("low", band)] if band < self.xover_freqs.size else []
-        kinds += [("high", j) for j in range(band)]
-        kinds += [("all", m) for m in range(band + 1, self.xover_freqs.size)]
-        return kinds
+    def _chain_coefficients(self) -> tuple[np.ndarray, np.ndarray]:
+        """(stages, MAX_ORDER + 1, bands) b and a of every band's chain, padded with identity
+        filters to the longest chain and with zeros to MAX_ORDER."""
+        chains = [self.band_filters(band) for band in range(self.num_bands)]
+        n_stages = max(len(chain) for chain in chains)
+        b = np.zeros((n_stages, MAX_ORDER + 1, self.num_bands))
+        a = np.zeros((n_stages, MAX_ORDER + 1, self.num_bands))
+        b[:, 0, :] = a[:, 0, :] = 1.0  # identity filter
+        for band, chain in enumerate(chains):
+            for stage, (b_stage, a_stage) in enumerate(chain):
+                b[stage, :, band] = 0.0
+                a[stage, :, band] = 0.0
+                b[stage, : b_stage.size, band] = b_stage / a_stage[0]
+                a[stage, : a_stage.size, band] = a_stage / a_stage[0]
+        return b, a
 
-    def _is_noisy(self, btype: str, crossover: int) -> bool:
-        """Whether the official direct form of that filter rounds too much to be replaced."""
-        limit = (
-            EXACT_ALLPASS_MAX_FREQUENCY if btype == "all" else EXACT_LINKWITZ_RILEY_MAX_FREQUENCY
+    def new_state(self, n_channels: int) -> np.ndarray:
+        """Zero filter state for `split_rows` of `n_channels` rows."""
+        return np.zeros(
+            (self._chain_b.shape[0], MAX_ORDER, padded_lanes(self.num_bands * n_channels))
         )
-        return bool(self.xover_freqs[crossover] < limit * self.sample_rate)
 
-    def _network(self) -> tuple[tuple[Stage, ...], tuple[tuple[int, int], ...]]:
-        """Stages and band outputs of the filter network (see the module docstring)."""
-        n_xover = self.xover_freqs.size
-        stages: list[Stage] = []
+    def split_rows(self, rows: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """Bands of a block of (channels, samples) rows, continuing from `state` (updated).
 
-        def add(b, a, source: int) -> int:
-            stages.append(Stage(tuple(map(float, b)), tuple(map(float, a)), source))
-            return len(stages) - 1
-
-        def biquads(frequency: float, btype: str, source: int, count: int) -> int:
-            for _ in range(count):
-                source = add(*butterworth_biquad(frequency, self.sample_rate, btype), source)
-            return source
-
-        trunk = [-1]  # trunk[k] = u_k = HP_{k-1} ... HP_0 x
-        for k in range(n_xover):
-            trunk.append(biquads(self.xover_freqs[k], "high", trunk[-1], 2))
-        telescoped: dict[int, int] = {}  # k -> stage giving q_k = AP_{N-1} ... AP_k u_k
-
-        def q(k: int) -> int:
-            if k not in telescoped:
-                node = trunk[k]
-                for m in range(k, n_xover):
-                    node = biquads(self.xover_freqs[m], "all", node, 1)
-                telescoped[k] = node
-            return telescoped[k]
-
-        outputs: list[tuple[int, int]] = []
-        for band in range(n_xover + 1):
-            kinds = self.band_stage_kinds(band)
-            noisy = [i for i, (btype, m) in enumerate(kinds) if self._is_noisy(btype, m)]
-            if not noisy:
-                outputs.append((q(band), q(band + 1) if band < n_xover else -1))
-                continue
-            node = -1
-            for b, a in self.band_filters(band)[: noisy[-1] + 1]:
-                node = add(b / a[0], a / a[0], node)
-            for btype, m in kinds[noisy[-1] + 1 :]:
-                node = biquads(self.xover_freqs[m], btype, node, 1 if btype == "all" else 2)
-            outputs.append((node, -1))
-        return tuple(stages), tuple(outputs)
+        Returns:
+            (samples, bands, channels) float64, time first (the layout of the compressors).
+        """
+        n_channels, n_samples = rows.shape
+        n_lanes = self.num_bands * n_channels  # lane = band * n_channels + channel
+        n_padded = padded_lanes(n_lanes)
+        lane_row = np.zeros(n_padded, dtype=np.int64)
+        lane_row[:n_lanes] = np.tile(np.arange(n_channels), self.num_bands)
+        b = np.zeros((self._chain_b.shape[0], MAX_ORDER + 1, n_padded))
+        a = np.zeros_like(b)
+        b[:, 0] = a[:, 0] = 1.0  # padding lanes: identity filters
+        b[..., :n_lanes] = np.repeat(self._chain_b, n_channels, axis=2)
+        a[..., :n_lanes] = np.repeat(self._chain_a, n_channels, axis=2)
+        bands = np.empty((n_samples, n_padded))
+        filter_lanes(rows, lane_row, b, a, state, bands)
+        return bands[:, :n_lanes].reshape(n_samples, self.num_bands, n_channels)
 
     def __call__(self, signal: np.ndarray, axis: int = -1) -> np.ndarray:
         """Split `signal` along `axis` (time).
@@ -255,12 +288,45 @@ class Crossover:
         time_last = np.moveaxis(signal, axis, -1)
         n_rows = int(np.prod(time_last.shape[:-1]))
         rows = np.ascontiguousarray(time_last.reshape(n_rows, time_last.shape[-1]))
-        bands = np.empty((self.num_bands, n_rows, rows.shape[1]))
-        split = crossover_loop(self.wavefront)
-        for row in range(n_rows):
-            split(rows, None, None, bands, row)
-        bands = bands.reshape((self.num_bands, *time_last.shape))
+        bands = self.split_rows(rows, self.new_state(rows.shape[0])).transpose(1, 2, 0)
+        bands = np.ascontiguousarray(bands).reshape((self.num_bands, *time_last.shape))
         return np.moveaxis(bands, -1, axis if axis < 0 else axis + 1)
+
+    def xover_component(
+        self, signal: np.ndarray, filter_idx: int, len_xover_freqs: int, axis: int = -1
+    ) -> np.ndarray:
+        """Band `filter_idx` of `signal` alone (pyClarity 0.9.0 API).
+
+        Args:
+            signal: any shape.
+            filter_idx: band index, 0 .. len(xover_freqs).
+            len_xover_freqs: number of crossover frequencies (must be len(xover_freqs)).
+            axis: time axis.
+        """
+        if len_xover_freqs != self.xover_freqs.size:
+            raise ValueError(
+                f"len_xover_freqs must be {self.xover_freqs.size}, got {len_xover_freqs}"
+            )
+        if not 0 <= filter_idx < self.num_bands:
+            raise ValueError(f"filter_idx must be in 0..{self.num_bands - 1}, got {filter_idx}")
+        return self(signal, axis=axis)[filter_idx]
+
+    def plot_filter(self) -> None:
+        """Plot the magnitude response of each band and of their sum (impulse of 65501
+        samples), to check the crossover by eye."""
+        import matplotlib.pyplot as plt
+
+        impulse = np.zeros(65501)
+        impulse[0] = 1.0
+        bands = self(impulse)
+        frequencies = np.linspace(0, self.sample_rate, impulse.size)
+        plt.figure()
+        for response in (*bands, bands.sum(axis=0)):
+            magnitude = np.abs(np.fft.fft(response))
+            plt.plot(frequencies, 20 * np.log10(np.maximum(magnitude, 1e-300)))
+        plt.xlim([-10, int(self.sample_rate / 2)])
+        plt.ylim([-250, 10])
+        plt.show()
 
     def __str__(self) -> str:
         return f"Crossover frequencies: {[round(float(f), 4) for f in self.xover_freqs]} Hz"

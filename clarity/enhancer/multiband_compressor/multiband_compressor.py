@@ -1,39 +1,24 @@
 """Multiband dynamic range compressor (pyClarity 0.9.0 `MultibandCompressor`, same numbers).
 
-The signal is split by a 4th-order Linkwitz-Riley crossover (see `crossover.py`), each band is
-compressed by its own feed-forward compressor (Giannoulis et al. 2012, see `compressor_qmul.py`)
-and the compressed bands are summed.
-
-All of it runs in one compiled loop over the samples of each channel (`sample_loop.py`), with
-no band-sized array: the crossover advances as a wavefront (`wavefront.py`) that yields, at each
-step, a vector whose lane k is band k (band k `band_lag[k]` samples behind the input); lane k of
-that vector goes through compressor k (`compressor_stages`) and into a small ring of vectors,
-from which the bands of one sample are summed, in band order as the official `sum(axis=0)`,
-once the most delayed band has reached it. The loop has two stages, crossover and levels, then
-gain computer, smoothing, gains and sum; where two CPUs are free they run as a two-thread
-pipeline.
+The signal is split by a 4th-order Linkwitz-Riley crossover (`crossover.py`, bit-identical to
+the official bands), each band is compressed by its own feed-forward compressor (Giannoulis et
+al. 2012, `compressor_qmul.py`) and the compressed bands are summed in band order, as the
+official `sum(axis=0)`. The three stages run one block of samples at a time (the crossover and
+compressor states carried from block to block), so that the band-sized temporaries stay in
+cache; every band of every channel is one row of the compressor stage.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
 
 import numpy as np
-from llvmlite import ir
 
-from clarity.enhancer.multiband_compressor.compressor_qmul import (
-    PARAMETERS,
-    Compressor,
-    compressor_stages,
-    parameter_vectors,
-)
+from clarity.enhancer.multiband_compressor.compressor_qmul import Compressor, compress_columns
 from clarity.enhancer.multiband_compressor.crossover import Crossover
-from clarity.enhancer.multiband_compressor.wavefront import Wavefront, emit_filter_step
-from clarity.utils import vector_ir
-from clarity.utils.sample_loop import SampleLoop, StepContext
 from clarity.utils.signal_processing import check_finite_signal, check_sample_rate
-from clarity.utils.vector_ir import DOUBLE, INT64, LANES
+
+BLOCK = 16384  # samples per channel processed at a time
 
 # set_compressors parameters and the defaults used when compressors_params leaves one out
 DEFAULT_PARAMETERS = {
@@ -57,51 +42,6 @@ def per_band_values(name: str, value: float | Sequence[float] | np.ndarray, n_ba
             f" (len(crossover_frequencies) + 1), got {len(values)} (shape {np.shape(value)})"
         )
     return values
-
-
-@lru_cache(maxsize=32)
-def multiband_loop(wavefront: Wavefront, return_bands: bool) -> SampleLoop:
-    """Compiled loop(signal, params, out, bands, row): crossover, compressors and sum of one
-    row into out[row]; also the compressed bands into bands[:, row] if `return_bands`."""
-    band_lag = wavefront.band_lag
-    n_groups = -(-len(band_lag) // LANES)  # band vectors of eight lanes
-    delay = max(band_lag)
-    ring_size = 1 << (delay - min(band_lag)).bit_length()  # power of two > the lag spread
-
-    def crossover_bands(context: StepContext) -> list[ir.Value]:
-        return emit_filter_step(context, wavefront, 0)
-
-    def store(context: StepContext, compressed: list[ir.Value]) -> None:
-        builder = context.builder
-        if return_bands:
-            for band, lag in enumerate(band_lag):
-                value = vector_ir.lane(builder, compressed[band // LANES], band % LANES)
-                context.store_band(band, lag, value)
-        mask = INT64(ring_size - 1)
-        row = builder.mul(builder.and_(context.t, mask), INT64(n_groups))
-        for group, vector in enumerate(compressed):
-            slot = builder.gep(context.ring, [builder.add(row, INT64(group))])
-            builder.store(vector, slot, align=8)
-        ring = builder.bitcast(context.ring, DOUBLE.as_pointer())
-        total = None
-        for band, lag in enumerate(band_lag):
-            step = builder.and_(builder.sub(context.t, INT64(delay - lag)), mask)
-            index = builder.add(builder.mul(step, INT64(n_groups * LANES)), INT64(band))
-            value = builder.load(builder.gep(ring, [index]))
-            total = value if total is None else builder.fadd(total, value)
-        context.store(context.out, context.row, delay, total)
-
-    stages = compressor_stages(
-        crossover_bands, store, wavefront.state_vectors, n_groups=n_groups, lags=band_lag
-    )
-    return SampleLoop(
-        stages,
-        delay,
-        wavefront.state_vectors + n_groups,
-        n_ring=ring_size * n_groups,
-        n_params=len(PARAMETERS) * n_groups,
-        n_scratch=2 * n_groups,
-    )
 
 
 class MultibandCompressor:
@@ -154,7 +94,8 @@ class MultibandCompressor:
         knee_width: float | Sequence[float] = 0.0,
     ) -> None:
         """Set the compressor of every band; scalars apply to all bands, sequences hold one value
-        per band (len(crossover_frequencies) + 1).
+        per band (len(crossover_frequencies) + 1). The attributes of the same names keep the
+        values as given.
 
         Args:
             attack: ms.
@@ -164,27 +105,27 @@ class MultibandCompressor:
             makeup_gain: dB.
             knee_width: dB (0 = hard knee).
         """
-        n_bands = self.num_compressors
+        given = {
+            "attack": attack,
+            "release": release,
+            "threshold": threshold,
+            "ratio": ratio,
+            "makeup_gain": makeup_gain,
+            "knee_width": knee_width,
+        }
         values = {
-            name: per_band_values(name, value, n_bands)
-            for name, value in (
-                ("attack", attack),
-                ("release", release),
-                ("threshold", threshold),
-                ("ratio", ratio),
-                ("makeup_gain", makeup_gain),
-                ("knee_width", knee_width),
-            )
+            name: per_band_values(name, value, self.num_compressors)
+            for name, value in given.items()
         }
         self.compressor = [
             Compressor(
                 sample_rate=self.sample_rate, **{name: v[band] for name, v in values.items()}
             )
-            for band in range(n_bands)
+            for band in range(self.num_compressors)
         ]
-        self.attack, self.release = values["attack"], values["release"]
-        self.threshold, self.ratio = values["threshold"], values["ratio"]
-        self.makeup_gain, self.knee_width = values["makeup_gain"], values["knee_width"]
+        self.attack, self.release = attack, release
+        self.threshold, self.ratio = threshold, ratio
+        self.makeup_gain, self.knee_width = makeup_gain, knee_width
 
     def __call__(
         self, signal: np.ndarray, return_bands: bool = False
@@ -208,13 +149,24 @@ class MultibandCompressor:
                 f"signal must be (samples,) or (channels, samples), got shape {signal.shape}"
             )
         n_channels, n_samples = signal.shape
+        n_bands = self.num_compressors
         signal = np.ascontiguousarray(signal)
         output = np.empty((n_channels, n_samples))
-        bands = np.empty((self.num_compressors, n_channels, n_samples)) if return_bands else None
-        compress = multiband_loop(self.crossover.wavefront, return_bands)
-        parameters = parameter_vectors(self.compressor)
-        for channel in range(n_channels):
-            compress(signal, parameters, output, bands, channel)
+        bands = np.empty((n_bands, n_channels, n_samples)) if return_bands else None
+        column_compressors = [c for c in self.compressor for _ in range(n_channels)]
+        crossover_state = self.crossover.new_state(n_channels)
+        smoothed = np.zeros(n_bands * n_channels)
+        for start in range(0, n_samples, BLOCK):
+            split = self.crossover.split_rows(signal[:, start : start + BLOCK], crossover_state)
+            compressed = compress_columns(
+                split.reshape(split.shape[0], n_bands * n_channels), column_compressors, smoothed
+            ).reshape(split.shape)
+            total = compressed[:, 0].copy()
+            for band in range(1, n_bands):  # in band order, as the official sum(axis=0)
+                total += compressed[:, band]
+            output[:, start : start + BLOCK] = total.T
+            if return_bands:
+                bands[:, :, start : start + BLOCK] = compressed.transpose(1, 2, 0)
         if return_bands:
             return output, bands
         return output
