@@ -1,27 +1,31 @@
 """Feed-forward dynamic range compressor (pyClarity 0.9.0 `Compressor`, same numbers).
 
 Design after Giannoulis, Massberg & Reiss [1]. Per sample, with exact zeros replaced by
-eps = 1e-12 (as the official toolkit does):
+eps = 1e-12 (as the official toolkit does, but without writing into the caller's array):
 
-1. level x_G = max(20 log10|x|, -120) dB (`np.log10`, the same function as the official);
-2. gain computer, threshold T, ratio R, knee width W (dB), `gain_reduction_db` (NumPy,
-   only on the samples above the knee: the others have x_L = 0):
+1. level x_G = max(20 log10|x|, -120) dB, with `np.log10` over a block (the function the
+   official uses);
+2. gain computer with threshold T, ratio R and knee width W (dB), `gain_reduction_db`:
 
-       y_G = x_G                                                  x_G below the knee
-       y_G = x_G + (1/R - 1) (x_G - T + W/2)^2 / (2W)             2|x_G - T| <= W (soft knee)
-       y_G = T + (x_G - T) / R                                    above the knee
+       y_G = x_G                                                  2 (x_G - T) < -W
+       y_G = x_G + (1/R - 1) (x_G - T + W/2)^2 / (2W)             2 |x_G - T| <= W
+       y_G = T + (x_G - T) / R                                    otherwise
 
-   and the gain reduction x_L = x_G - y_G;
+   (a hard knee, W = 0: y_G = x_G below T), and the gain reduction x_L = x_G - y_G;
 3. attack/release smoothing in the log domain, y_L[n] = a y_L[n-1] + (1 - a) x_L[n], with
    a = exp(-1 / (tau fs)) the attack coefficient while x_L[n] > y_L[n-1] and the release
-   coefficient otherwise (`smooth_gain_reduction`, a numba kernel: the only recursion);
-4. output x · 10^((makeup - y_L) / 20), computed as exp(ln(10) (makeup - y_L) / 20)
-   (`np.exp`, vectorised; the official `10 ** (...)` differs by at most a few units in the
-   last place).
+   coefficient otherwise;
+4. output x · 10^((makeup - y_L) / 20), computed as exp((makeup - y_L) ln(10) / 20) with
+   `np.exp` over a block.
 
-`compress_rows` runs the four steps on many compressors at once (one per row: the channels
-here, bands x channels in the multiband compressor), one block of samples at a time so that
-the temporaries stay in cache.
+Steps 2 and 3 are one numba kernel, `smooth_gain_reduction` (the recursion cannot be
+vectorised along time; the compressors run side by side in its inner loop). It multiplies
+by 1/R and ln(10)/20 where the official divides, and step 4 uses exp where the official uses
+10**: the outputs differ from the official ones by a few units in the last place (~1e-16).
+
+`compress_columns` runs the steps on many compressors at once, one per column of a
+(samples, compressors) array: the channels here, the bands x channels in the multiband
+compressor.
 
 Reference:
     [1] Giannoulis, D., Massberg, M., & Reiss, J. D. (2012). Digital dynamic range compressor
@@ -41,8 +45,8 @@ from clarity.utils.signal_processing import check_finite_signal, check_sample_ra
 
 ZERO_FLOOR = 1e-12  # value given to exact zeros (as the official compressor does)
 LEVEL_FLOOR_DB = -120.0  # lowest level seen by the gain computer
-LN10 = math.log(10.0)  # 10**g == exp(g * LN10)
-BLOCK = 8192  # samples per row compressed at a time
+LN10_OVER_20 = math.log(10.0) / 20  # 10**(g / 20) == exp(g * LN10_OVER_20)
+BLOCK = 8192  # samples of each column compressed at a time
 
 # (name, low, high, unit) of the ranges the official toolkit recommends; outside them it warns
 RECOMMENDED_RANGES = (
@@ -54,26 +58,32 @@ RECOMMENDED_RANGES = (
 )
 
 
-@numba.njit(cache=True, error_model="numpy")
-def gain_reduction_db(level: float, threshold: float, ratio: float, knee_width: float) -> float:
-    """Gain reduction x_L = x_G - y_G (dB) of the gain computer (step 2) at level x_G (dB).
+@numba.njit(cache=True)
+def choose(condition: bool, if_true: float, if_false: float) -> float:
+    """`if_true` if `condition` else `if_false`, exactly, without a branch (finite values)."""
+    return condition * if_true + (1.0 - condition) * if_false
 
-    Every candidate is computed and one is selected (no branches to mispredict); the soft
-    curve is inf or NaN for a hard knee (W = 0) and then not selected.
-    """
+
+@numba.njit(cache=True)
+def gain_reduction_db(
+    level: float, threshold: float, inverse_ratio: float, knee_width: float
+) -> float:
+    """Gain reduction x_L = x_G - y_G (dB) of the gain computer (step 2) at level x_G (dB),
+    for a compressor of ratio R = 1 / inverse_ratio (multiplications instead of divisions:
+    they differ from the official quotients by at most one unit in the last place)."""
     over = level - threshold
-    compressed = threshold + over / ratio
-    if knee_width == 0.0:
-        wanted = level if level < threshold else compressed
+    compressed = threshold + over * inverse_ratio
+    if knee_width == 0.0:  # the same branch for every sample of a compressor
+        wanted = choose(level < threshold, level, compressed)
     else:
         bend = over + knee_width / 2
-        soft = level + ((1 / ratio - 1) * (bend * bend)) / (2 * knee_width)
-        wanted = soft if 2 * abs(over) <= knee_width else compressed
-        wanted = level if 2 * over < -knee_width else wanted
+        soft = level + (inverse_ratio - 1) * (bend * bend) / (2 * knee_width)
+        wanted = choose(2 * abs(over) <= knee_width, soft, compressed)
+        wanted = choose(2 * over < -knee_width, level, wanted)
     return level - wanted
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True)
 def smooth_gain_reduction(
     log10_magnitude: np.ndarray,
     threshold: np.ndarray,
@@ -93,18 +103,19 @@ def smooth_gain_reduction(
             the settings of each compressor (dB, -, dB, -, -, dB).
         smoothed: (compressors,) y_L before the block (0 to start), updated to its end.
         log_gain: (samples, compressors) output (may be `log10_magnitude`): ln of the gain,
-            (makeup - y_L) / 20 · ln(10).
+            (makeup - y_L) ln(10) / 20.
     """
     n_samples, n_compressors = log10_magnitude.shape
+    inverse_ratio = 1 / ratio
     for n in range(n_samples):
         for c in range(n_compressors):  # independent compressors: their recursions interleave
             level = max(20 * log10_magnitude[n, c], LEVEL_FLOOR_DB)
-            x_l = gain_reduction_db(level, threshold[c], ratio[c], knee_width[c])
+            x_l = gain_reduction_db(level, threshold[c], inverse_ratio[c], knee_width[c])
             y_l = smoothed[c]
-            alpha = alpha_attack[c] if x_l > y_l else alpha_release[c]
+            alpha = choose(x_l > y_l, alpha_attack[c], alpha_release[c])
             y_l = alpha * y_l + (1 - alpha) * x_l
             smoothed[c] = y_l
-            log_gain[n, c] = (makeup_gain[c] - y_l) / 20.0 * LN10
+            log_gain[n, c] = (makeup_gain[c] - y_l) * LN10_OVER_20
 
 
 def compress_columns(

@@ -1,0 +1,53 @@
+"""The machine a benchmark ran on, in words: CPU model and widest SIMD level."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from pathlib import Path
+
+
+def _cpu_fields() -> dict[str, str]:
+    """``field: value`` of the first processor in ``/proc/cpuinfo`` (Linux), else ``{}``."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def _simd_level(flags: set[str], machine: str) -> str:
+    """Widest vector instructions: AVX-512, AVX2, AVX, SSE4.2, NEON/ASIMD or SVE."""
+    if machine.lower() in ("aarch64", "arm64"):
+        return "SVE" if "sve" in flags else "NEON"
+    for flag, name in (
+        ("avx512f", "AVX-512"),
+        ("avx2", "AVX2"),
+        ("avx", "AVX"),
+        ("sse4_2", "SSE4.2"),
+    ):
+        if flag in flags:
+            return name
+    return "no AVX/SSE4.2"
+
+
+def cpu_description() -> str:
+    """E.g. ``"Intel(R) Xeon(R) Processor, AVX-512"``, from /proc/cpuinfo (Linux) or sysctl."""
+    fields = _cpu_fields()
+    model = fields.get("model name") or fields.get("Model") or fields.get("CPU part")
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    if model is None and platform.system() == "Darwin":
+        done = subprocess.run(
+            ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True
+        )
+        model = done.stdout.strip() or None
+    model = model or platform.processor() or "unknown CPU"
+    return f"{model}, {_simd_level(flags, platform.machine())}"
