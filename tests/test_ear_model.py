@@ -233,3 +233,180 @@ def test_gammatone_equals_kates_filter_run_with_lfilter():
             envelope, motion = kates_gammatone(signals[signal], pole, tpt * center[band])
             np.testing.assert_array_equal(bank[2 * signal][band], envelope)
             np.testing.assert_array_equal(bank[2 * signal + 1][band], motion)
+
+
+# --------------------------------------------------------------------------------------
+# Each public stage against pyClarity 0.9.0 (tests/data/reference/ear_model_stages.md)
+# --------------------------------------------------------------------------------------
+
+STAGES = Path(__file__).parent / "data" / "reference" / "ear_model_stages.npz"
+
+
+@pytest.fixture(scope="module")
+def stages():
+    data = dict(np.load(STAGES))
+    cf = eb.center_frequency(32)
+    data["cf"] = cf
+    data["normal"] = eb.loss_parameters(np.zeros(6), cf)
+    data["impaired"] = eb.loss_parameters(data["hearing_loss"], cf)
+    data["bw_control"] = eb.loss_parameters(np.full(6, 100.0), cf)[1]
+    return data
+
+
+def _band_parameters(stages, which):
+    bands = stages["bands"]
+    return [np.asarray(p)[bands] for p in stages[which]]
+
+
+def test_control_path_and_bandwidths_match_reference(stages):
+    bands, level1 = stages["bands"], float(stages["level1"])
+    bw_control = stages["bw_control"][bands]
+    control_x, _, control_y, _ = eb.gammatone_basilar_membrane(
+        stages["reference_mid"], bw_control, stages["processed_mid"], bw_control, 24000,
+        stages["cf"][bands],
+    )  # fmt: skip
+    np.testing.assert_array_equal(control_x, stages["control_reference"])
+    np.testing.assert_array_equal(control_y, stages["control_processed"])
+    bw_x = eb.bandwidth_adjust(control_x, _band_parameters(stages, "normal")[1], bw_control, level1)
+    bw_y = eb.bandwidth_adjust(
+        control_y, _band_parameters(stages, "impaired")[1], bw_control, level1
+    )
+    np.testing.assert_array_equal(bw_x, stages["bandwidth_reference"])
+    np.testing.assert_array_equal(bw_y, stages["bandwidth_processed"])
+    # one band as in pyClarity: a float
+    single = eb.bandwidth_adjust(control_y[1], stages["impaired"][1][12], bw_control[1], level1)
+    assert isinstance(single, float) and single == stages["bandwidth_processed"][1]
+
+
+def test_gammatone_matches_reference_band_by_band_and_for_all_bands(stages):
+    bands = stages["bands"]
+    args = (
+        stages["reference_mid"], stages["bandwidth_reference"], stages["processed_mid"],
+        stages["bandwidth_processed"], 24000, stages["cf"][bands],
+    )  # fmt: skip
+    names = ["reference_env", "reference_bm", "processed_env", "processed_bm"]
+    for name, got in zip(names, eb.gammatone_basilar_membrane(*args), strict=True):
+        np.testing.assert_array_equal(got, stages[f"gammatone_{name}"])
+    one = eb.gammatone_basilar_membrane(
+        args[0], float(args[1][2]), args[2], float(args[3][2]), 24000, float(args[5][2])
+    )
+    for name, got in zip(names, one, strict=True):
+        assert got.shape == (2400,)
+        np.testing.assert_array_equal(got, stages[f"gammatone_{name}"][2])
+
+
+def test_demodulation_carriers_match_reference(stages):
+    sin, cos = eb.gammatone_bandwidth_demodulation(
+        500, 2 * np.pi / 24000, 1234.5, np.zeros(500), np.zeros(500)
+    )
+    np.testing.assert_array_equal(sin, stages["demodulation_sin"])
+    np.testing.assert_array_equal(cos, stages["demodulation_cos"])
+
+
+@pytest.mark.parametrize(("signal", "which"), [("reference", "normal"), ("processed", "impaired")])
+def test_compression_matches_reference(stages, signal, which):
+    attn_ohc, _, low_knee, ratio, _ = _band_parameters(stages, which)
+    env, bm = eb.env_compress_basilar_membrane(
+        stages[f"gammatone_{signal}_env"], stages[f"gammatone_{signal}_bm"],
+        stages[f"control_{signal}"], attn_ohc, low_knee, ratio, 24000, float(stages["level1"]),
+    )  # fmt: skip
+    # 10^(G/20) is formed as exp(G ln10 / 20): rounding-level differences only
+    np.testing.assert_allclose(env, stages[f"compressed_{signal}_env"], rtol=1e-13, atol=0)
+    np.testing.assert_allclose(bm, stages[f"compressed_{signal}_bm"], rtol=1e-12, atol=1e-300)
+    one_env, _ = eb.env_compress_basilar_membrane(
+        stages[f"gammatone_{signal}_env"][0], stages[f"gammatone_{signal}_bm"][0],
+        stages[f"control_{signal}"][0], attn_ohc[0], low_knee[0], ratio[0], 24000,
+        float(stages["level1"]),
+    )  # fmt: skip
+    np.testing.assert_array_equal(one_env, env[0])
+
+
+def test_alignment_matches_reference(stages):
+    for part in ("env", "bm"):
+        aligned = eb.envelope_align(
+            stages[f"compressed_reference_{part}"], stages[f"compressed_processed_{part}"]
+        )
+        np.testing.assert_allclose(aligned, stages[f"aligned_processed_{part}"], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("signal", "which", "source"),
+    [
+        ("reference", "normal", "compressed_reference"),
+        ("processed", "impaired", "aligned_processed"),
+    ],
+)
+def test_sensation_level_and_ihc_adaptation_match_reference(stages, signal, which, source):
+    attn_ihc = _band_parameters(stages, which)[4]
+    level1 = float(stages["level1"])
+    env, bm = eb.envelope_sl(stages[f"{source}_env"], stages[f"{source}_bm"], attn_ihc, level1)
+    np.testing.assert_allclose(env, stages[f"sl_{signal}_env"], rtol=1e-14, atol=1e-12)
+    np.testing.assert_allclose(bm, stages[f"sl_{signal}_bm"], rtol=1e-12)
+    # the IHC stage gets the official inputs, so it is checked on its own
+    db, adapted_bm = eb.inner_hair_cell_adaptation(
+        stages[f"sl_{signal}_env"], stages[f"sl_{signal}_bm"], 2, 24000
+    )
+    np.testing.assert_array_equal(db, stages[f"ihc_{signal}_db"])
+    np.testing.assert_array_equal(adapted_bm, stages[f"ihc_{signal}_bm"])
+    one_db, _ = eb.inner_hair_cell_adaptation(
+        stages[f"sl_{signal}_env"][1], stages[f"sl_{signal}_bm"][1], 2, 24000
+    )
+    np.testing.assert_array_equal(one_db, db[1])
+
+
+def test_threshold_noise_matches_reference_draw_for_draw(stages):
+    np.random.seed(11)
+    reference = eb.basilar_membrane_add_noise(stages["ihc_reference_bm"], -10, stages["level1"])
+    processed = eb.basilar_membrane_add_noise(stages["ihc_processed_bm"], -10, stages["level1"])
+    np.testing.assert_array_equal(reference, stages["noisy_reference_bm"])
+    np.testing.assert_array_equal(processed, stages["noisy_processed_bm"])
+
+
+def test_group_delay_and_long_term_levels_match_reference(stages):
+    compensated = eb.group_delay_compensate(
+        stages["group_delay_input"], stages["group_delay_bandwidths"], stages["cf"], 24000
+    )
+    np.testing.assert_array_equal(compensated, stages["group_delay_output"])
+    attn_ohc, _, low_knee, ratio, attn_ihc = stages["impaired"]
+    levels = eb.convert_rms_to_sl(
+        stages["rms_envelope"], stages["rms_control"], attn_ohc, low_knee, ratio, attn_ihc,
+        float(stages["level1"]),
+    )  # fmt: skip
+    np.testing.assert_allclose(levels, stages["rms_sl"], rtol=0, atol=1e-12)
+
+
+def test_mel_cepstrum_correlation_matches_reference_and_draws_like_it(case, stages):
+    np.random.seed(3)
+    average, individual = eb.mel_cepstrum_correlation(
+        case["reference_smooth"], case["processed_smooth"], 2.5, 0.1
+    )
+    np.testing.assert_allclose(average, stages["mel_cepstrum_average"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(individual, stages["mel_cepstrum_individual"], rtol=0, atol=1e-12)
+    assert np.random.get_state()[2] == stages["mel_cepstrum_state_pos"]
+
+
+def test_spectrum_differences_match_reference(case, stages):
+    got = eb.spectrum_diff(case["reference_sl"], case["processed_sl"])
+    np.testing.assert_allclose(np.array(got), stages["spectrum_diff_1d"], rtol=1e-12, atol=0)
+    # bands on the first axis: slopes are taken across bands, statistics over all values
+    got = eb.spectrum_diff(
+        stages["spectrum_diff_2d_reference"], stages["spectrum_diff_2d_processed"]
+    )
+    np.testing.assert_allclose(np.array(got), stages["spectrum_diff_2d"], rtol=1e-12, atol=0)
+
+
+def test_spectrum_slope_is_the_difference_of_band_to_band_steps():
+    # a processed spectrum with the reference's shape has no slope difference; tilting
+    # one band step changes the slope by exactly that step (after normalisation)
+    reference = np.array([40.0, 46.0, 50.0, 44.0])
+    _, _, dslope = eb.spectrum_diff(reference, reference + 7.0)
+    np.testing.assert_allclose(dslope, 0.0, atol=1e-15)
+    tilted = reference.copy()
+    tilted[3] += 6.0
+    magnitude = 10 ** (np.stack((reference, tilted)) / 20)
+    magnitude /= magnitude.sum(axis=1, keepdims=True)
+    steps = np.diff(magnitude[0]) - np.diff(magnitude[1])
+    _, _, dslope = eb.spectrum_diff(reference, tilted)
+    np.testing.assert_allclose(
+        dslope, [np.abs(steps).sum(), 4 * np.std(steps), np.abs(steps).max()]
+    )
