@@ -1,27 +1,42 @@
-"""Time HAAQI on one ear: 10 s of music-like noise at 24 kHz.
+"""Time HAAQI on one ear (10 s of music-like noise at 24 kHz) against pyClarity 0.9.0.
 
-Usage: ``OMP_NUM_THREADS=1 python benchmarks/bench_haaqi.py [--seconds 10] [--runs 5]``.
-The ear model's bands and the BM covariances run in ``NUMBA_NUM_THREADS`` threads
-(default: all cores); set ``NUMBA_NUM_THREADS=1`` to time one thread.
-Prints the median wall time of ``haaqi_v1`` over several runs after a warm-up call
-(which also compiles or loads the numba kernels), the median CPU time of this process
-(less sensitive to other processes on a shared machine), and the score for reference.
+Usage::
+
+    python benchmarks/bench_haaqi.py [--seconds 10] [--runs 5]
+        [--official-python /path/to/venv/bin/python] [--official-runs 1]
+
+Prints the CPU model and SIMD level, numba's thread count (set it with
+``NUMBA_NUM_THREADS``), the time of the first call in this process (with numba's
+on-disk cache a second process loads the compiled kernels instead of compiling them:
+run the benchmark twice to see both), the median of the following calls, and, when a
+Python with the official pyclarity 0.9.0 is given (``--official-python``, default: the
+``PYCLARITY_PYTHON`` environment variable), its time on the same inputs measured in the
+same run, the ratio, and the difference between the two scores. Both are seeded with
+``np.random.seed(0)`` before each call, so the scores agree to about 1e-11.
+
+The official code runs in a subprocess of that Python started from a temporary folder,
+so that ``import clarity`` there finds pyClarity and not this checkout: it runs this
+file with ``--official-worker``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
-import numba
 import numpy as np
 from scipy.signal import butter, lfilter
 
-from clarity.evaluator.haaqi import haaqi_v1
-from clarity.utils.audiogram import Audiogram
-
 SAMPLE_RATE = 24000
+AUDIOGRAM_LEVELS = [20, 25, 30, 40, 50, 60]
+AUDIOGRAM_FREQUENCIES = [250, 500, 1000, 2000, 4000, 6000]
 
 
 def music_like_noise(seconds: float, sample_rate: int, seed: int) -> np.ndarray:
@@ -45,39 +60,108 @@ def music_like_noise(seconds: float, sample_rate: int, seed: int) -> np.ndarray:
     return signal / np.sqrt(np.mean(signal**2))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
-
-    reference = music_like_noise(args.seconds, SAMPLE_RATE, seed=1)
-    rng = np.random.default_rng(2)
+def benchmark_signals(seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """Reference and processed (4 kHz low-pass plus noise) signals ``(samples,)``."""
+    reference = music_like_noise(seconds, SAMPLE_RATE, seed=1)
     b, a = butter(2, 4000 / (0.5 * SAMPLE_RATE))
-    processed = lfilter(b, a, reference) + 0.05 * rng.standard_normal(len(reference))
-    audiogram = Audiogram(
-        levels=np.array([20, 25, 30, 40, 50, 60]),
-        frequencies=np.array([250, 500, 1000, 2000, 4000, 6000]),
-    )
+    noise = 0.05 * np.random.default_rng(2).standard_normal(len(reference))
+    return reference, lfilter(b, a, reference) + noise
 
-    def run() -> tuple[float, float]:
+
+def time_haaqi(reference: np.ndarray, processed: np.ndarray, runs: int) -> dict:
+    """Seconds (wall, CPU) of ``runs`` seeded calls of whichever ``clarity`` is imported."""
+    from clarity.evaluator.haaqi import haaqi_v1
+    from clarity.utils.audiogram import Audiogram
+
+    audiogram = Audiogram(
+        levels=np.array(AUDIOGRAM_LEVELS), frequencies=np.array(AUDIOGRAM_FREQUENCIES)
+    )
+    wall, cpu, score = [], [], None
+    for _ in range(runs):
         np.random.seed(0)
         start, start_cpu = time.perf_counter(), time.process_time()
         score = haaqi_v1(reference, SAMPLE_RATE, processed, SAMPLE_RATE, audiogram, 2, 65.0)[0]
-        elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
-        run.score = score
-        return elapsed, cpu
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return {"wall": wall, "cpu": cpu, "score": float(score)}
 
-    warm, _ = run()
-    times, cpu_times = zip(*(run() for _ in range(args.runs)), strict=True)
+
+def official_worker(inputs: Path, runs: int) -> None:
+    """In the official environment: time pyClarity on the saved inputs, print JSON."""
+    import clarity
+
+    signals = np.load(inputs)
+    result = time_haaqi(signals["reference"], signals["processed"], runs)
+    result["clarity_file"] = clarity.__file__
+    print(json.dumps(result))
+
+
+def time_official(
+    python: str, reference: np.ndarray, processed: np.ndarray, runs: int
+) -> dict | None:
+    """pyClarity's timings from a subprocess of ``python`` run in a temporary folder."""
+    with tempfile.TemporaryDirectory() as folder:
+        inputs = Path(folder) / "signals.npz"
+        np.savez(inputs, reference=reference, processed=processed)
+        command = [python, str(Path(__file__).resolve()), "--official-worker", str(inputs)]
+        command += ["--official-runs", str(runs)]
+        environment = {**os.environ, "PYTHONPATH": ""}
+        done = subprocess.run(
+            command, cwd=folder, env=environment, capture_output=True, text=True, check=False
+        )
+    if done.returncode != 0:
+        print(f"pyclarity run failed:\n{done.stderr[-2000:]}")
+        return None
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if Path(result["clarity_file"]).resolve().is_relative_to(Path(__file__).resolve().parents[1]):
+        raise RuntimeError(f"the official run imported this checkout: {result['clarity_file']}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--runs", type=int, default=5, help="timed calls after the first")
+    parser.add_argument(
+        "--official-python",
+        default=os.environ.get("PYCLARITY_PYTHON"),
+        help="Python of a venv with pyclarity 0.9.0 (default: $PYCLARITY_PYTHON)",
+    )
+    parser.add_argument("--official-runs", type=int, default=1)
+    parser.add_argument("--official-worker", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.official_worker is not None:
+        official_worker(args.official_worker, args.official_runs)
+        return
+
+    import numba
+    from machine import cpu_description
+
+    reference, processed = benchmark_signals(args.seconds)
+    print(f"CPU: {cpu_description()}; numba threads: {numba.get_num_threads()}")
+    first = time_haaqi(reference, processed, 1)
+    ours = time_haaqi(reference, processed, args.runs)
+    median = statistics.median(ours["wall"])
     print(
-        f"HAAQI, {args.seconds:g} s at {SAMPLE_RATE} Hz, one ear, "
-        f"{numba.config.NUMBA_NUM_THREADS} band threads: "
-        f"median {statistics.median(times):.3f} s "
-        f"(min {min(times):.3f}, max {max(times):.3f}, {args.runs} runs; warm-up {warm:.3f} s); "
-        f"median CPU {statistics.median(cpu_times):.3f} s; score {run.score:.6f}"
+        f"HAAQI one ear, {args.seconds:g} s at {SAMPLE_RATE} Hz: first call in this process "
+        f"{first['wall'][0]:.3f} s (kernels loaded from numba's cache or compiled); then median "
+        f"{median:.3f} s (min {min(ours['wall']):.3f}, max {max(ours['wall']):.3f}, "
+        f"{args.runs} runs), median CPU {statistics.median(ours['cpu']):.3f} s; "
+        f"score {ours['score']:.12f}"
+    )
+    if not args.official_python:
+        print("pyclarity 0.9.0 not timed: give --official-python or set PYCLARITY_PYTHON")
+        return
+    official = time_official(args.official_python, reference, processed, args.official_runs)
+    if official is None:
+        return
+    official_median = statistics.median(official["wall"])
+    print(
+        f"pyclarity 0.9.0 (same inputs, same run): median {official_median:.3f} s "
+        f"({args.official_runs} runs); ratio {official_median / median:.1f}x; "
+        f"|score difference| {abs(official['score'] - ours['score']):.1e}"
     )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
