@@ -628,7 +628,11 @@ def envelope_align(
     reference = _as_bands(reference)
     output = _as_bands(output)
     max_lag = min(int(np.rint(0.001 * corr_range * freq_sample)), reference.shape[-1])
-    correlation = _lagged_correlation(reference, output, max_lag)
+    # band by band: the FFT blocks of one band stay in cache
+    correlation = np.concatenate(
+        [_lagged_correlation(reference[row : row + 1], output[row : row + 1], max_lag)
+         for row in range(reference.shape[0])]
+    )  # fmt: skip
     # searched lags are -max_lag+1 .. max_lag; the first maximum wins
     delay = max_lag - np.argmax(correlation[:, 1:], axis=-1) - 1
     aligned = _delay_rows(output, -delay)
