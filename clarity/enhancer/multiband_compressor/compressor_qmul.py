@@ -141,7 +141,7 @@ def compress_columns(
             "makeup_gain",
         )
     ]
-    signal = np.where(signal == 0.0, ZERO_FLOOR, signal)
+    signal = np.ascontiguousarray(np.where(signal == 0.0, ZERO_FLOOR, signal))
     gain = np.empty_like(signal)
     for start in range(0, signal.shape[0], BLOCK):
         log_gain = gain[start : start + BLOCK]

@@ -20,9 +20,17 @@ the direct form II transposed of `scipy.signal.lfilter`, operation for operation
     z_last = b_order x[n] - a_order y[n]
 
 without fused multiply-adds, so every band is bit-identical to the official cascade. The
-chains of all bands and channels run side by side ("lanes"), one sample at a time through
-the stages of the chain; chains shorter than the longest are padded with identity filters and
-the LR4 filters with zero coefficients up to order 8, which leaves every output bit-identical.
+chains of all bands and channels run side by side ("lanes", lane = band x channels + channel):
+for each sample, for each stage of the chains, for each lane, one update as above. The inner
+loop over independent lanes is what the compiler turns into vector instructions; to that end
+the lanes are padded to a multiple of 8 with identity filters, chains shorter than the longest
+with identity stages and the LR4 filters with zero coefficients up to order 8, none of which
+changes a bit of the outputs. `split_rows` continues from a carried state, so a long signal
+can be split one block at a time (as the multiband compressor does).
+
+Cost: 8 lanes x 5 stages x 8 state updates per sample for 6 bands (twice the 160 updates of
+the official filters, the price of the uniform lanes). Realising the all-passes as biquads
+would cut this but move band 0 by ~1e-12; keeping the official numbers exactly was chosen.
 
 References:
     [1] Linkwitz, S. H. (1976). Active crossover networks for noncoincident drivers.
@@ -270,7 +278,7 @@ class Crossover:
         b[..., :n_lanes] = np.repeat(self._chain_b, n_channels, axis=2)
         a[..., :n_lanes] = np.repeat(self._chain_a, n_channels, axis=2)
         bands = np.empty((n_samples, n_padded))
-        filter_lanes(rows, lane_row, b, a, state, bands)
+        filter_lanes(np.ascontiguousarray(rows), lane_row, b, a, state, bands)
         return bands[:, :n_lanes].reshape(n_samples, self.num_bands, n_channels)
 
     def __call__(self, signal: np.ndarray, axis: int = -1) -> np.ndarray:
