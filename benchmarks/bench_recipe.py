@@ -21,7 +21,8 @@ process started by this script, on the same FLACs:
   official one, the dataset and experiment folders are Hydra overrides. Without an official
   Python the comparison is skipped, saying so.
 
-It prints the wall times, the ratio official / ours (later runs), how much slower our first
+It prints the wall and CPU times (CPU: of the process and its workers; steadier than the wall
+time when other jobs share the machine), the ratios official / ours, how much slower our first
 run is, and the largest difference between the two scores files (they agree to about 1e-9).
 Our timed runs draw no plot and write no report (`evaluate.plot=false evaluate.report=false`)
 because the official script does neither; one more run with the config's defaults is timed
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -57,26 +59,37 @@ OFFICIAL_WORK = ("evaluate.plot=false", "++evaluate.report=false")
 
 @dataclass
 class Run:
-    """A finished fresh-process run: wall seconds and what it printed."""
+    """A finished fresh-process run.
+
+    Attributes:
+        seconds: wall time.
+        cpu_seconds: user + system CPU time of the process and the processes it waited for
+            (its workers); less sensitive than the wall time to other jobs on the machine.
+        output: what it printed.
+    """
 
     seconds: float
+    cpu_seconds: float
     output: str
 
 
 def run_fresh(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> Run:
     """Run a command in a new process, time it, keep its output in `log`; stop on failure."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(
         command, cwd=cwd, env=env, capture_output=True, text=True, check=False
     )
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_seconds = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     output = result.stdout + result.stderr
     log.write_text(output, encoding="utf-8")
     if result.returncode != 0:
         raise RuntimeError(
             f"{' '.join(command)} exited with {result.returncode}; last output:\n{output[-3000:]}"
         )
-    return Run(seconds, output)
+    return Run(seconds, cpu_seconds, output)
 
 
 def read_scores(path: Path) -> dict[tuple[str, str], dict[str, float]]:
@@ -103,8 +116,8 @@ def largest_difference(ours: Path, official: Path) -> tuple[float, str]:
     return worst, where
 
 
-def show(label: str, seconds: float, note: str = "") -> None:
-    print(f"  {label:<50} {seconds:7.2f} s  {note}".rstrip())
+def show(label: str, run: Run, note: str = "") -> None:
+    print(f"  {label:<50} {run.seconds:7.2f} s (CPU {run.cpu_seconds:6.2f} s)  {note}".rstrip())
 
 
 def ours_overrides(root: Path, exp: Path, *extra: str) -> list[str]:
@@ -146,30 +159,30 @@ def bench_duration(
     evaluate = [*defaults, *OFFICIAL_WORK]
     first = run_fresh(evaluate, REPO_ROOT, env, logs / "ours-1.log")
     later = min(
-        run_fresh(evaluate, REPO_ROOT, env, logs / f"ours-{n + 2}.log").seconds
-        for n in range(repeats)
+        (run_fresh(evaluate, REPO_ROOT, env, logs / f"ours-{n + 2}.log") for n in range(repeats)),
+        key=lambda run: run.seconds,
     )
     scores = folder / "scores_ours.csv"
     scores.write_bytes((exp / "scores.csv").read_bytes())
     two_workers = run_fresh(
         [*evaluate, "evaluate.num_workers=2"], REPO_ROOT, env, logs / "ours-2-workers.log"
-    ).seconds
-    with_outputs = run_fresh(defaults, REPO_ROOT, env, logs / "ours-defaults.log").seconds
+    )
+    with_outputs = run_fresh(defaults, REPO_ROOT, env, logs / "ours-defaults.log")
     startup = run_fresh(
         [sys.executable, "-c", "import hydra, omegaconf, clarity.cad2.evaluate"], REPO_ROOT,
         env, logs / "imports.log",
-    ).seconds
+    )
     one_pair = run_fresh(
         [*evaluate, "evaluate.batch_size=3", "evaluate.batch=0"], REPO_ROOT, env,
         logs / "ours-one-pair.log",
-    ).seconds
+    )
 
-    print(f"\n{duration:g} s pairs, {PAIRS} pairs, each run a fresh process:")
-    show("ours, first run (empty numba cache: compiles)", first.seconds,
-         f"x{first.seconds / later:.2f} the time of a later run")
+    print(f"\n{duration:g} s pairs, {PAIRS} pairs, each run a fresh process (wall, CPU):")
+    show("ours, first run (empty numba cache: compiles)", first,
+         f"x{first.seconds / later.seconds:.2f} the wall time of a later run")
     show(f"ours, later runs (cached kernels, best of {repeats})", later)
     show("ours, evaluate.num_workers=2", two_workers,
-         f"x{later / two_workers:.2f} the speed of 1 worker")
+         f"x{later.seconds / two_workers.seconds:.2f} the speed of 1 worker")
     show("ours, config defaults (plot and report drawn too)", with_outputs)
     show("ours, start-up (interpreter + imports)", startup)
     show("ours, to the first score (1 pair)", one_pair)
@@ -192,11 +205,12 @@ def bench_duration(
         [official_python, str(official_recipe / OFFICIAL_EVALUATE),
          f"path.root={root}", f"path.exp_folder={official_exp}"],
         workdir, official_env, logs / "official.log",
-    ).seconds
+    )
     difference, where = largest_difference(scores, official_exp / "scores.csv")
     show(f"official (pyclarity {official_version(official_python)})", official)
-    print(f"  official / ours: x{official / later:.1f} (later runs), "
-          f"x{official / first.seconds:.1f} (first run)")
+    print(f"  official / ours, wall: x{official.seconds / later.seconds:.1f} (later runs), "
+          f"x{official.seconds / first.seconds:.1f} (first run); CPU: "
+          f"x{official.cpu_seconds / later.cpu_seconds:.1f} (later runs)")
     verdict = "agree" if difference <= AGREEMENT else f"DIFFER by more than {AGREEMENT:g}"
     print(f"  largest score difference {difference:.2e} ({where}): {verdict}")
 
