@@ -286,21 +286,32 @@ def _gammatone_one_signal(signal, cos_cf, sin_cf, pole, envelope, motion):
 
 @njit(cache=True, parallel=True)
 def _gammatone_bands(
-    reference, processed, tpt, center_freq, reference_pole, processed_pole, outputs
+    reference,
+    processed,
+    tpt,
+    center_freq,
+    reference_pole,
+    processed_pole,
+    reference_envelope,
+    reference_bm,
+    processed_envelope,
+    processed_bm,
 ):
-    """Both signals through every band; ``outputs (4, bands, samples)`` receives
-    reference envelope and BM, processed envelope and BM. Bands run in parallel."""
+    """Both signals through every band into the four ``(bands, samples)`` outputs; bands
+    run in parallel, each demodulated once for both signals."""
     npts = reference.shape[0]
     for band in prange(center_freq.shape[0]):
         cos_cf = np.empty(npts)
         sin_cf = np.empty(npts)
         gammatone_bandwidth_demodulation(npts, tpt, center_freq[band], cos_cf, sin_cf)
         _gammatone_one_signal(
-            reference, cos_cf, sin_cf, reference_pole[band], outputs[0, band], outputs[1, band]
-        )
+            reference, cos_cf, sin_cf, reference_pole[band], reference_envelope[band],
+            reference_bm[band],
+        )  # fmt: skip
         _gammatone_one_signal(
-            processed, cos_cf, sin_cf, processed_pole[band], outputs[2, band], outputs[3, band]
-        )
+            processed, cos_cf, sin_cf, processed_pole[band], processed_envelope[band],
+            processed_bm[band],
+        )  # fmt: skip
 
 
 def gammatone_basilar_membrane(
@@ -341,11 +352,13 @@ def gammatone_basilar_membrane(
         _gammatone_poles(_per_band(bandwidth, n_bands), cf, freq_sample, ear_q, min_bandwidth)
         for bandwidth in (reference_bandwidth, processed_bandwidth)
     ]
-    outputs = np.empty((4, n_bands, n_common))
-    _gammatone_bands(reference, processed, 2 * np.pi / freq_sample, cf, *poles, outputs)
+    # four arrays, not one (4, bands, samples): each is small enough for the allocator to
+    # reuse instead of mapping (and faulting in) new pages at every call
+    outputs = tuple(np.empty((n_bands, n_common)) for _ in range(4))
+    _gammatone_bands(reference, processed, 2 * np.pi / freq_sample, cf, *poles, *outputs)
     if np.ndim(center_freq) == 0:
         return tuple(output[0] for output in outputs)
-    return tuple(outputs)
+    return outputs
 
 
 def bandwidth_adjust(
