@@ -134,29 +134,59 @@ def test_in_process_run_uses_all_usable_cpus():
     assert {row["numba"] for row in results.values()} == {expected}
 
 
-@pytest.mark.parametrize(("cpus", "requested", "workers", "per_worker"), [
-    (2, 2, 2, 1),  # this machine's case: two workers of one thread
-    (4, 2, 2, 2),
-    (5, 2, 2, 2),  # one CPU left over rather than oversubscribed
-    (4, 3, 3, 1),
-    (2, 4, 2, 1),  # more workers asked for than CPUs: one per CPU
-])
+@pytest.mark.parametrize(
+    ("cpus", "requested", "workers", "per_worker"),
+    [
+        (2, 2, 2, 1),  # this machine's case: two workers of one thread
+        (4, 2, 2, 2),
+        (5, 2, 2, 2),  # one CPU left over rather than oversubscribed
+        (4, 3, 3, 1),
+        (2, 4, 2, 1),  # more workers asked for than CPUs: one per CPU
+    ],
+)
 def test_worker_processes_get_their_share(monkeypatch, cpus, requested, workers, per_worker):
-    """The workers are real spawned processes; the CPU count is pretended so the shares of
+    """The spawned workers are real processes; the CPU count is pretended so the shares of
     bigger machines are checked here too (a worker's numba pool is sized from its environment,
     so it can hold more threads than this machine has)."""
     clear_thread_environment(monkeypatch)
     pretend_cpus(monkeypatch, cpus)
+    own_threads = numba.get_num_threads()
     results = run_reporting(PAIRS, num_workers=requested)
     rows = list(results.values())
     assert len(rows) == len(PAIRS)
     pids = {row["pid"] for row in rows}
-    assert os.getpid() not in pids
-    assert len(pids) <= workers
+    # this process is one of the workers: it scores while the others start, and each
+    # spawned worker is handed a pair at once
+    assert os.getpid() in pids
+    assert len(pids) == workers
     assert {row["numba"] for row in rows} == {per_worker}
     assert {row["omp"] for row in rows} == {str(per_worker)}
     assert {row["openblas"] for row in rows} == {str(per_worker)}
-    assert "OMP_NUM_THREADS" not in os.environ  # the parent's environment is restored
+    assert "OMP_NUM_THREADS" not in os.environ  # this process's environment is restored
+    assert numba.get_num_threads() == own_threads  # and its main thread's numba count
+
+
+def fail_on_s0_and_s2(pair: tuple[str, str]) -> int:
+    """S0 goes to the spawned worker first, S2 is done by this process."""
+    if pair[0] in ("S0", "S2"):
+        raise ValueError(f"no {pair[0]}")
+    return os.getpid()
+
+
+def test_a_failing_pair_in_any_worker_is_recorded_and_the_others_run(monkeypatch):
+    pretend_cpus(monkeypatch, 2)
+    results = {}
+    summary = runner.run_pairs(
+        PAIRS,
+        fail_on_s0_and_s2,
+        stage="threads",
+        is_done=lambda _pair: False,
+        on_result=results.__setitem__,
+        num_workers=2,
+    )
+    assert set(summary.failed) == {("S0", "L0001"), ("S2", "L0001")}
+    assert "ValueError: no S0" in summary.failed[("S0", "L0001")]
+    assert sorted(results) == [("S1", "L0001"), ("S3", "L0001")]
 
 
 def test_no_more_workers_than_pairs(monkeypatch):
