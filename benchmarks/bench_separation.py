@@ -2,11 +2,17 @@
 
 A random-weight model of the published size (6.6 M parameters) separates a 15 s stereo 44.1 kHz
 random mixture. The baseline is a plain re-implementation of the official CAD2 Task 2
-``separate_sources`` loop: full-length fade multiplications (torchaudio ``Fade`` semantics) and
-the layer-by-layer model forward under ``torch.no_grad``. The machine may be shared: CPU seconds
-(all threads) are printed beside wall-clock seconds. Run:
+``separate_sources`` loop (tests/official_separation_loop.py): full-length fade multiplications
+(torchaudio ``Fade`` semantics) and the official model's layer arithmetic under
+``torch.no_grad``. Also timed: the same loop calling our model's (one) forward. Ours is
+``clarity.separation.inference.separate_sources``: the same forward on the copy made by
+``clarity.separation.fast_inference.prepare_for_inference``, under ``torch.inference_mode``.
+The machine may be shared: all are timed in the same run, in ``--repeats`` rounds of the
+three (best of each kept), and CPU seconds (all threads) are printed beside wall-clock
+seconds. Run:
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_separation.py [--causal] [--repeats 2]
+    .venv/bin/python benchmarks/bench_separation.py [--causal] [--repeats 2] [--threads 2]
+    .venv/bin/python benchmarks/bench_separation.py --device cuda --dtype bfloat16
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -22,7 +29,9 @@ from clarity.separation.convtasnet import ConvTasNetStereo
 from clarity.separation.inference import separate_sources
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from official_separation_loop import official_loop
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_description
+from official_separation_loop import official_convtasnet_forward, official_loop
 
 
 def best_time(function, repeats: int) -> tuple[float, float, torch.Tensor]:
@@ -41,27 +50,72 @@ def main() -> None:
     parser.add_argument("--causal", action="store_true", help="causal cLN model")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--repeats", type=int, default=2, help="best of this many runs")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: as is)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda: ours only)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+                        help="autocast dtype of ours (prints the float32 difference)")  # fmt: skip
     args = parser.parse_args()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
     sample_rate = 44100
     model = ConvTasNetStereo(causal=args.causal, norm_type="cLN" if args.causal else "gLN").eval()
     mix = 0.1 * torch.randn(1, 2, int(args.seconds * sample_rate))
-    print(f"threads={torch.get_num_threads()} causal={args.causal} audio={args.seconds:.1f} s")
+    print(f"cpu: {cpu_description()}")
+    print(f"threads={torch.get_num_threads()} causal={args.causal} audio={args.seconds:.1f} s "
+          f"device={args.device} dtype={args.dtype}")  # fmt: skip
+    if args.device != "cpu" or args.dtype != "float32":
+        compare_on_device(model, mix, sample_rate, args)
+        return
 
-    t_ours, cpu_ours, ours = best_time(
-        lambda: separate_sources(model, mix, sample_rate), args.repeats
-    )
-    t_official, cpu_official, official = best_time(
-        lambda: official_loop(model, mix, sample_rate), args.repeats
+    official_forward = partial(official_convtasnet_forward, model)
+    runs = {
+        "official loop": lambda: official_loop(model, mix, sample_rate, forward=official_forward),
+        "loop, our forward": lambda: official_loop(model, mix, sample_rate),
+        "ours": lambda: separate_sources(model, mix, sample_rate),
+    }
+    timed = {name: (float("inf"), float("inf"), None) for name in runs}
+    for _ in range(args.repeats):  # rounds of all three, so a change of load hits each
+        for name, run in runs.items():
+            wall, cpu, result = best_time(run, 1)
+            timed[name] = (min(wall, timed[name][0]), min(cpu, timed[name][1]), result)
+    (t_official, cpu_official, official), (t_plain, cpu_plain, plain), (t_ours, cpu_ours, ours) = (
+        timed.values()
     )
     for name, wall, cpu in (
         ("official loop", t_official, cpu_official),
+        ("loop, our forward", t_plain, cpu_plain),
         ("ours", t_ours, cpu_ours),
     ):
-        print(f"{name:13s}: {wall:7.2f} s wall  RTF {wall / args.seconds:.3f}   CPU {cpu:7.2f} s")
-    print(f"speed-up      : {t_official / t_ours:.2f}x wall, {cpu_official / cpu_ours:.2f}x CPU")
-    print(f"max |ours - official| = {(ours - official).abs().max().item():.3e}")
+        print(f"{name:17s}: {wall:7.2f} s wall  RTF {wall / args.seconds:.3f}   CPU {cpu:7.2f} s")
+    print(f"speed-up vs official loop: {t_official / t_ours:.2f}x wall, "
+          f"{cpu_official / cpu_ours:.2f}x CPU")  # fmt: skip
+    print(f"speed-up vs the loop with our forward: {t_plain / t_ours:.2f}x wall")
+    print(f"max |ours - official| = {(ours - official).abs().max().item():.3e}, "
+          f"max |ours - our plain forward| = {(ours - plain).abs().max().item():.3e}")  # fmt: skip
+
+
+def compare_on_device(model, mix, sample_rate: int, args: argparse.Namespace) -> None:
+    """Ours on ``args.device`` in float32 and under ``args.dtype`` autocast: times, difference."""
+    device = torch.device(args.device)
+    model, mix = model.to(device), mix.to(device)
+
+    def ours(dtype: torch.dtype) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            separated = separate_sources(model, mix, sample_rate)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return separated
+
+    low_dtype = getattr(torch, args.dtype)
+    t_full, _, full = best_time(lambda: ours(torch.float32), args.repeats)
+    t_low, _, low = best_time(lambda: ours(low_dtype), args.repeats)
+    for name, wall in (("float32", t_full), (args.dtype, t_low)):
+        print(f"ours {name:9s}: {wall:7.2f} s wall  RTF {wall / args.seconds:.3f}")
+    error = (low.float() - full).abs().max().item()
+    relative = ((low.float() - full).norm() / full.norm()).item()
+    print(f"max |{args.dtype} - float32| = {error:.3e} (relative L2 {relative:.3e})")
 
 
 if __name__ == "__main__":

@@ -8,13 +8,10 @@ decoder writes ``audio_channels`` signals per source.
 
 The module tree (and therefore the ``state_dict`` keys) is the one of the published CAD2
 checkpoints (``cadenzachallenge/ConvTasNet_<Instrument>_<Causal|NonCausal>``), so those load
-unchanged. Two forward paths share the parameters:
-
-* :meth:`ConvTasNetStereo.forward_modules` runs the modules layer by layer, channels first. It is
-  differentiable and is the one used for training and as the numerical reference.
-* Without autograd (``torch.inference_mode`` / ``torch.no_grad``) :meth:`ConvTasNetStereo.forward`
-  runs a fused channels-last path with reusable buffers: norms are folded into the neighbouring
-  convolutions, activations are applied in place and no large tensor is allocated per block.
+unchanged. There is one forward (:meth:`ConvTasNetStereo.forward`, used for training and
+inference); :meth:`ConvTasNetStereo.infer` runs it under ``torch.inference_mode`` on a copy whose
+modules :mod:`clarity.separation.fast_inference` replaced by faster equivalents (norms folded into
+1x1 convolutions, in-place activations, matrix-product and shifted-add convolutions on CPU).
 
 References:
     [1] Y. Luo and N. Mesgarani, "Conv-TasNet: Surpassing ideal time-frequency magnitude masking
@@ -26,7 +23,7 @@ References:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -49,22 +46,24 @@ MASK_NONLINEARITIES = ("relu", "softmax")
 class ConvTasNetConfig:
     """Hyper-parameters of :class:`ConvTasNetStereo`, saved as ``config.json``.
 
-    Defaults are the published CAD2 Task 2 size (6,595,120 parameters).
+    Defaults are the published CAD2 Task 2 size (6,595,120 parameters). The one definition of
+    the model's sizes: training (``TrainingConfig.model``), the demo and the ``train.py``
+    options (generated from these fields and their ``help`` metadata) take it from here.
     """
 
-    N: int = 256  # encoder filters
-    L: int = 20  # encoder filter length, samples (hop is L // 2)
-    B: int = 256  # bottleneck channels
-    H: int = 512  # channels inside a TCN block
-    P: int = 3  # depthwise kernel size
-    X: int = 8  # blocks per repeat (dilations 1, 2, ..., 2**(X-1))
-    R: int = 3  # repeats
-    C: int = 2  # sources (target, accompaniment)
-    audio_channels: int = 2
-    samplerate: int = 44100  # Hz
-    norm_type: str = "gLN"
-    causal: bool = False
-    mask_nonlinear: str = "relu"
+    N: int = field(default=256, metadata={"help": "encoder filters"})
+    L: int = field(default=20, metadata={"help": "encoder filter length, samples (hop L/2)"})
+    B: int = field(default=256, metadata={"help": "bottleneck channels"})
+    H: int = field(default=512, metadata={"help": "channels inside a temporal block"})
+    P: int = field(default=3, metadata={"help": "depthwise kernel size"})
+    X: int = field(default=8, metadata={"help": "blocks per repeat (dilations 1..2**(X-1))"})
+    R: int = field(default=3, metadata={"help": "repeats"})
+    C: int = field(default=2, metadata={"help": "sources (target, accompaniment)"})
+    audio_channels: int = field(default=2, metadata={"help": "audio channels in and out"})
+    samplerate: int = field(default=44100, metadata={"help": "sample rate, Hz"})
+    norm_type: str = field(default="gLN", metadata={"help": "gLN (global) or cLN (per frame)"})
+    causal: bool = field(default=False, metadata={"help": "left padding only (use with cLN)"})
+    mask_nonlinear: str = field(default="relu", metadata={"help": "relu or softmax masks"})
 
     def __post_init__(self) -> None:
         for name in ("N", "L", "B", "H", "P", "X", "R", "C", "audio_channels", "samplerate"):
@@ -104,29 +103,41 @@ class ConvTasNetConfig:
 
 
 class ChannelwiseLayerNorm(nn.Module):
-    """cLN: normalise each frame over channels, then a per-channel affine; (batch, ch, frames)."""
+    """cLN: normalise each frame over channels, then a per-channel affine; (batch, ch, frames).
 
-    def __init__(self, channels: int):
+    ``affine=False`` leaves out ``gamma``/``beta`` (a norm whose affine was folded into the
+    following 1x1 convolution, see :mod:`clarity.separation.fast_inference`).
+    """
+
+    def __init__(self, channels: int, affine: bool = True):
         super().__init__()
-        self.gamma = nn.Parameter(torch.ones(1, channels, 1))
-        self.beta = nn.Parameter(torch.zeros(1, channels, 1))
+        self.gamma = nn.Parameter(torch.ones(1, channels, 1)) if affine else None
+        self.beta = nn.Parameter(torch.zeros(1, channels, 1)) if affine else None
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         var, mean = torch.var_mean(y, dim=1, keepdim=True, unbiased=False)
-        return self.gamma * (y - mean) * torch.rsqrt(var + EPS) + self.beta
+        normed = (y - mean) * torch.rsqrt(var + EPS)
+        if self.gamma is None:
+            return normed
+        return torch.addcmul(self.beta, normed, self.gamma)
 
 
 class GlobalLayerNorm(nn.Module):
-    """gLN: normalise over channels and frames of each item, then a per-channel affine."""
+    """gLN: normalise over channels and frames of each item, then a per-channel affine.
 
-    def __init__(self, channels: int):
+    The same as group normalisation with one group; ``affine`` as in
+    :class:`ChannelwiseLayerNorm`.
+    """
+
+    def __init__(self, channels: int, affine: bool = True):
         super().__init__()
-        self.gamma = nn.Parameter(torch.ones(1, channels, 1))
-        self.beta = nn.Parameter(torch.zeros(1, channels, 1))
+        self.gamma = nn.Parameter(torch.ones(1, channels, 1)) if affine else None
+        self.beta = nn.Parameter(torch.zeros(1, channels, 1)) if affine else None
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        var, mean = torch.var_mean(y, dim=(1, 2), keepdim=True, unbiased=False)
-        return self.gamma * (y - mean) * torch.rsqrt(var + EPS) + self.beta
+        if self.gamma is None:
+            return F.group_norm(y, 1, eps=EPS)
+        return F.group_norm(y, 1, self.gamma.view(-1), self.beta.view(-1), EPS)
 
 
 def _make_norm(norm_type: str, channels: int) -> nn.Module:
@@ -246,98 +257,73 @@ class TemporalConvNet(nn.Module):
         score = self.network(mixture_w).view(batch, self.C, n_filters, n_frames)
         return F.softmax(score, dim=1) if self.mask_nonlinear == "softmax" else F.relu(score)
 
-    def blocks(self) -> list[TemporalBlock]:
-        return [block for repeat in self.network[2] for block in repeat]
-
 
 class InferenceWorkspace:
-    """Flat buffers reused across blocks and chunks, viewed to the shape each call needs.
+    """The inference-ready copy of a model, made once for successive ``infer`` calls.
 
-    Pass one workspace to successive :meth:`ConvTasNetStereo.infer` calls (e.g. the chunks of
-    one song) so the large activations are allocated once.
+    Pass one to the :meth:`ConvTasNetStereo.infer` calls of, e.g., the chunks of one song; the
+    copy is :func:`clarity.separation.fast_inference.prepare_for_inference` of the model.
     """
 
     def __init__(self) -> None:
-        self._buffers: dict[str, torch.Tensor] = {}
+        self._source: ConvTasNetStereo | None = None
+        self._prepared: nn.Module | None = None
 
-    def get(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-        numel = 1
-        for size in shape:
-            numel *= size
-        buffer = self._buffers.get(name)
-        if (
-            buffer is None
-            or buffer.numel() < numel
-            or buffer.device != like.device
-            or buffer.dtype != like.dtype
-        ):
-            buffer = torch.empty(numel, device=like.device, dtype=like.dtype)
-            self._buffers[name] = buffer
-        return buffer[:numel].view(shape)
+    def prepared(self, model: ConvTasNetStereo) -> nn.Module:
+        """``model`` transformed for inference; made on the first call for that model."""
+        if self._source is not model:
+            from clarity.separation.fast_inference import prepare_for_inference  # imports us
+
+            self._source, self._prepared = model, prepare_for_inference(model)
+        return self._prepared
 
 
 class ConvTasNetStereo(nn.Module):
     """Multichannel Conv-TasNet (Luo & Mesgarani 2019; stereo as in Demucs v1).
 
-    Args follow the published ``config.json``: ``N`` encoder filters, ``L`` filter length
-    (samples), ``B`` bottleneck channels, ``H`` block channels, ``P`` depthwise kernel size,
-    ``X`` blocks per repeat, ``R`` repeats, ``C`` sources, ``audio_channels``, ``samplerate``
-    (Hz), ``norm_type`` ("gLN" or "cLN"), ``causal`` (left padding only; use with "cLN") and
-    ``mask_nonlinear`` ("relu" or "softmax").
+    Built from a :class:`ConvTasNetConfig` or its fields as keywords (the published
+    ``config.json``), e.g. ``ConvTasNetStereo(N=64, causal=True, norm_type="cLN")``; each field
+    is also an attribute (``model.causal``, ``model.C``).
 
-    ``forward(mixture (batch, audio_channels, samples)) -> (batch, C, audio_channels, samples)``.
+    ``forward(mixture (batch, audio_channels, samples)) -> (batch, C, audio_channels, samples)``:
+    encoder, mask estimator, decoder. It is the only forward; :meth:`infer` runs it on a copy
+    transformed for speed.
     """
 
-    def __init__(
-        self,
-        N: int = 256,
-        L: int = 20,
-        B: int = 256,
-        H: int = 512,
-        P: int = 3,
-        X: int = 8,
-        R: int = 3,
-        C: int = 2,
-        audio_channels: int = 2,
-        samplerate: int = 44100,
-        norm_type: str = "gLN",
-        causal: bool = False,
-        mask_nonlinear: str = "relu",
-    ):
+    def __init__(self, config: ConvTasNetConfig | None = None, **fields: object):
         super().__init__()
-        self.config = ConvTasNetConfig(
-            N, L, B, H, P, X, R, C, audio_channels, samplerate, norm_type, causal, mask_nonlinear
-        )
-        self.N, self.L, self.B, self.H, self.P, self.X, self.R, self.C = N, L, B, H, P, X, R, C
-        self.audio_channels = audio_channels
-        self.samplerate = samplerate
-        self.norm_type = norm_type
-        self.causal = causal
-        self.mask_nonlinear = mask_nonlinear
-        self.encoder = Encoder(L, N, audio_channels)
-        self.separator = TemporalConvNet(self.config)
-        self.decoder = Decoder(N, L, audio_channels)
+        if config is not None and fields:
+            raise ValueError("give a ConvTasNetConfig or its fields, not both")
+        self.config = config if config is not None else ConvTasNetConfig(**fields)
+        for name, value in asdict(self.config).items():
+            setattr(self, name, value)
+        c = self.config
+        self.encoder = Encoder(c.L, c.N, c.audio_channels)
+        self.separator = TemporalConvNet(c)
+        self.decoder = Decoder(c.N, c.L, c.audio_channels)
         for parameter in self.parameters():
             if parameter.dim() > 1:
                 nn.init.xavier_normal_(parameter)
 
-    # ------------------------------------------------------------------ forward passes
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
-        """Separate (batch, audio_channels, samples) into (batch, C, audio_channels, samples).
-
-        Uses the fused inference path when autograd is off, the module path otherwise.
-        """
-        self._check_input(mixture)
-        if torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
-            return self.forward_modules(mixture)
-        return self.infer(mixture)
-
-    def forward_modules(self, mixture: torch.Tensor) -> torch.Tensor:
-        """Differentiable layer-by-layer forward (training path and numerical reference)."""
+        """Separate (batch, audio_channels, samples) into (batch, C, audio_channels, samples)."""
         self._check_input(mixture)
         mixture_w = self.encoder(mixture)
         est_source = self.decoder(mixture_w, self.separator(mixture_w))
         return F.pad(est_source, (0, mixture.shape[-1] - est_source.shape[-1]))
+
+    forward_modules = forward  # the name older callers use for the layer-by-layer forward
+
+    def infer(
+        self, mixture: torch.Tensor, workspace: InferenceWorkspace | None = None
+    ) -> torch.Tensor:
+        """:meth:`forward` under ``torch.inference_mode`` on the copy prepared for inference.
+
+        Pass one ``workspace`` to successive calls so the copy is made once.
+        """
+        workspace = workspace if workspace is not None else InferenceWorkspace()
+        with torch.inference_mode():
+            return workspace.prepared(self)(mixture)
 
     def _check_input(self, mixture: torch.Tensor) -> None:
         if mixture.ndim != 3 or mixture.shape[1] != self.audio_channels:
@@ -349,64 +335,6 @@ class ConvTasNetStereo(nn.Module):
             raise ValueError(
                 f"mixture must have at least L={self.L} samples, got {mixture.shape[-1]}"
             )
-
-    @torch.inference_mode()
-    def infer(
-        self, mixture: torch.Tensor, workspace: InferenceWorkspace | None = None
-    ) -> torch.Tensor:
-        """Fused inference forward, same result as :meth:`forward_modules` up to rounding.
-
-        Runs channels last, (batch, frames, channels), in reusable ``workspace`` buffers.
-        mixture (batch, audio_channels, samples) -> (batch, C, audio_channels, samples).
-        """
-        self._check_input(mixture)
-        ws = workspace if workspace is not None else InferenceWorkspace()
-        c = self.config
-        hop = c.L // 2
-        batch, _, length = mixture.shape
-        frames = mixture.unfold(-1, c.L, hop)  # (batch, ac, K, L)
-        n_frames = frames.shape[2]
-        frames = frames.permute(0, 2, 1, 3).reshape(batch * n_frames, c.audio_channels * c.L)
-        encoder_w = self.encoder.conv1d_U.weight.reshape(c.N, -1)
-        mixture_w = ws.get("mixture_w", (batch, n_frames, c.N), mixture)
-        torch.mm(frames, encoder_w.t(), out=mixture_w.view(batch * n_frames, c.N)).relu_()
-
-        network = self.separator.network
-        layer_norm = network[0]
-        normed = F.layer_norm(
-            mixture_w, (c.N,), layer_norm.gamma.view(-1), layer_norm.beta.view(-1), EPS
-        )
-        residual = ws.get("residual", (batch, n_frames, c.B), mixture)
-        torch.mm(
-            normed.view(-1, c.N),
-            network[1].weight.view(c.B, c.N).t(),
-            out=residual.view(-1, c.B),
-        )
-        del normed
-        hidden = ws.get("hidden", (batch, n_frames, c.H), mixture)
-        depthwise = ws.get("depthwise", (batch, n_frames, c.H), mixture)
-        blocks = self.separator.blocks()
-        slopes = torch.cat(
-            [torch.cat([b.net[1].weight, b.net[3].net[-3].weight]) for b in blocks]
-        ).tolist()
-        for index, block in enumerate(blocks):
-            _fused_block(block, residual, hidden, depthwise, slopes[2 * index : 2 * index + 2])
-
-        score = ws.get("score", (batch, n_frames, c.C, c.N), mixture)
-        torch.mm(
-            residual.view(-1, c.B),
-            network[3].weight.view(c.C * c.N, c.B).t(),
-            out=score.view(-1, c.C * c.N),
-        )
-        if c.mask_nonlinear == "softmax":
-            score = torch.softmax(score, dim=2)
-        else:
-            score.relu_()
-        score.mul_(mixture_w.unsqueeze(2))  # masked encodings (batch, K, C, N)
-        decoded = torch.matmul(score, self.decoder.basis_signals.weight.t())  # (.., ac * L)
-        decoded = decoded.view(batch, n_frames, c.C, c.audio_channels, c.L).permute(0, 2, 3, 1, 4)
-        est_source = overlap_add(decoded, hop)
-        return F.pad(est_source, (0, length - est_source.shape[-1]))
 
     # ------------------------------------------------------------------ checkpoints
     @classmethod
@@ -449,7 +377,7 @@ class ConvTasNetStereo(nn.Module):
                 for name in (CONFIG_FILE, WEIGHTS_FILE)
             )
         values = read_json_object(config_path, "ConvTasNet config")
-        model = cls(**asdict(ConvTasNetConfig.from_dict(values, source=str(config_path))))
+        model = cls(ConvTasNetConfig.from_dict(values, source=str(config_path)))
         state = load_file(str(weights_path))
         check_state_dict(model, state, source=str(weights_path))
         model.load_state_dict(state)
@@ -466,98 +394,6 @@ class ConvTasNetStereo(nn.Module):
         readme = _model_card(self.config, sum(p.numel() for p in self.parameters()))
         write_atomically(folder / README_FILE, lambda path: path.write_text(readme, "utf-8"))
         return folder
-
-
-def _fused_block(
-    block: TemporalBlock,
-    residual: torch.Tensor,
-    hidden: torch.Tensor,
-    depthwise: torch.Tensor,
-    slopes: list[float],
-) -> None:
-    """One temporal block in place on ``residual`` (batch, K, B), using two (batch, K, H) buffers.
-
-    Each norm is reduced to centring in place; its per-channel scale and shift are folded into
-    the next linear layer: the depthwise taps plus a bias that honours the zero padding at the
-    edges, and the pointwise weights plus a bias.
-    """
-    conv_in, _, norm_in, separable = block.net
-    sep = separable.net
-    depthwise_conv, norm_out, pointwise = sep[0], sep[-2], sep[-1]
-    n_bottleneck = residual.shape[-1]
-    n_hidden = hidden.shape[-1]
-
-    torch.mm(
-        residual.view(-1, n_bottleneck),
-        conv_in.weight.view(n_hidden, n_bottleneck).t(),
-        out=hidden.view(-1, n_hidden),
-    )
-    F.leaky_relu_(hidden, slopes[0])
-    scale, shift = _norm_affine(norm_in, hidden)
-    taps = depthwise_conv.weight.view(n_hidden, -1).t()  # (P, H)
-    _depthwise_affine(hidden, depthwise, taps, scale, shift, block.dilation, block.causal)
-    F.leaky_relu_(depthwise, slopes[1])
-
-    scale, shift = _norm_affine(norm_out, depthwise)
-    weight = pointwise.weight.view(n_bottleneck, n_hidden)  # (B, H)
-    residual.add_(torch.matmul(shift, weight.t()))  # (1, 1, B)
-    if scale.shape[0] == 1:
-        residual.view(-1, n_bottleneck).addmm_(
-            depthwise.view(-1, n_hidden), (weight * scale.view(1, -1)).t()
-        )
-    else:  # per-item gLN scale: one weight matrix per item
-        residual.baddbmm_(depthwise, (weight * scale).transpose(1, 2))
-
-
-def _norm_affine(norm: nn.Module, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Centre ``y`` (batch, K, H) in place; return (scale, shift), ``norm(y) == scale * y + shift``.
-
-    gLN removes the item mean and returns scale (batch, 1, H) = gamma / std; cLN removes each
-    frame's mean and std and returns gamma, beta (1, 1, H). Sums of squares are taken per frame
-    (vector norms over H) and then summed, which keeps float32 accuracy on long chunks.
-    """
-    gamma, beta = norm.gamma.view(1, 1, -1), norm.beta.view(1, 1, -1)
-    if isinstance(norm, GlobalLayerNorm):
-        count = y.shape[1] * y.shape[2]
-        y.sub_(y.sum(dim=(1, 2), keepdim=True) / count)
-        energy = torch.linalg.vector_norm(y, dim=-1).square_().sum(dim=1) / count
-        return gamma * torch.rsqrt(energy + EPS).view(-1, 1, 1), beta
-    y.sub_(y.mean(dim=-1, keepdim=True))
-    energy = torch.linalg.vector_norm(y, dim=-1, keepdim=True).square_() / y.shape[-1]
-    y.mul_(torch.rsqrt(energy + EPS))
-    return gamma, beta
-
-
-def _depthwise_affine(
-    source: torch.Tensor,
-    out: torch.Tensor,
-    taps: torch.Tensor,
-    scale: torch.Tensor,
-    shift: torch.Tensor,
-    dilation: int,
-    causal: bool,
-) -> None:
-    """``out = depthwise_conv(scale * source + shift)`` along frames, zero padded like the module.
-
-    ``source``/``out`` are (batch, K, H); ``taps`` (P, H). Tap ``k`` reads frame
-    ``t + k * dilation - pad`` with ``pad = (P - 1) * dilation`` (causal) or half of it.
-    """
-    n_taps, n_frames = taps.shape[0], source.shape[1]
-    pad = (n_taps - 1) * dilation if causal else (n_taps - 1) * dilation // 2
-    offsets = [k * dilation - pad for k in range(n_taps)]
-    centre = offsets.index(0)
-    scaled_taps = taps.view(n_taps, 1, 1, -1) * scale.unsqueeze(0)  # (P, batch or 1, 1, H)
-    torch.addcmul(shift * taps.sum(dim=0), source, scaled_taps[centre], out=out)
-    for k, offset in enumerate(offsets):
-        if k == centre:
-            continue
-        first, stop = max(0, -offset), min(n_frames, n_frames - offset)
-        if first < stop:
-            out[:, first:stop].addcmul_(source[:, first + offset : stop + offset], scaled_taps[k])
-        # frames whose tap falls in the zero padding must not receive that tap's shift
-        outside = shift * taps[k]
-        out[:, : min(first, n_frames)].sub_(outside)
-        out[:, max(stop, first) :].sub_(outside)
 
 
 def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
