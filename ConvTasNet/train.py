@@ -6,28 +6,27 @@ Example (published size, non-causal Violin model):
 
 Rerunning the same command continues an interrupted run from ``<exp_dir>/checkpoints/last.pt``.
 The best model is exported to ``<exp_dir>/ConvTasNet_<Instrument>_<Causal|NonCausal>/``.
-See ConvTasNet/README.md for every option.
+The options are generated from ``TrainingConfig`` and, for the model, from the fields of
+``ConvTasNetConfig`` (its defaults and help texts). See ConvTasNet/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import fields
+from dataclasses import MISSING, fields
 
 from clarity.separation.checkpoints import INSTRUMENTS
+from clarity.separation.convtasnet import ConvTasNetConfig
 from clarity.separation.training import TrainingConfig, train
 
 HELP = {
     "exp_dir": "experiment folder (checkpoints, export, train_config.json)",
     "root": "CAD2 Task 2 folder holding metadata/music.{train,valid}.json and audio/",
     "target": "instrument to separate",
-    "sample_rate": "sample rate of the audio, Hz",
+    "sample_rate": "sample rate of the audio and the model, Hz",
     "segment": "training excerpt length, s",
     "samples_per_track": "training excerpts per target stem per epoch",
-    "causal": "causal model (left padding, cLN unless --norm_type is given)",
-    "n_src": "model outputs (target, accompaniment)",
-    "norm_type": "gLN or cLN (default: cLN if causal else gLN)",
     "epochs": "maximum number of epochs",
     "batch_size": "training batch size",
     "aggregate": "batches accumulated per optimiser step",
@@ -38,42 +37,55 @@ HELP = {
     "max_minutes": "wall-clock budget in minutes for this call (the run stays resumable)",
     "device": "cpu or cuda (default: cuda when available)",
     "seed": "random seed",
-    "N": "encoder filters",
-    "L": "encoder filter length, samples (hop L/2)",
-    "B": "bottleneck channels",
-    "H": "channels inside a temporal block",
-    "P": "depthwise kernel size",
-    "X": "blocks per repeat (dilations 1..2**(X-1))",
-    "R": "repeats",
 }
+REQUIRED = ("exp_dir", "root", "target")
+FLOAT_OPTIONS = ("lr", "segment", "max_minutes")
+MODEL_DEFAULTS = ConvTasNetConfig()
+
+
+def _options() -> list[tuple[str, object, str]]:
+    """(name, default, help) of every option: training fields, then the model's fields."""
+    options = []
+    for option in fields(TrainingConfig):
+        if option.name == "model":
+            options.append(("sample_rate", MODEL_DEFAULTS.samplerate, HELP["sample_rate"]))
+            continue
+        default = None if option.default is MISSING else option.default
+        options.append((option.name, default, HELP[option.name]))
+    for option in fields(ConvTasNetConfig):
+        if option.name == "samplerate":
+            continue
+        default = getattr(MODEL_DEFAULTS, option.name)
+        help_text = option.metadata["help"]
+        if option.name == "norm_type":
+            default, help_text = None, f"{help_text} (default: cLN if causal else gLN)"
+        options.append((option.name, default, help_text))
+    return options
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    defaults = TrainingConfig.__dataclass_fields__
-    for option in fields(TrainingConfig):
-        default = defaults[option.name].default
-        required = option.name in ("exp_dir", "root", "target")
-        help_text = HELP[option.name]
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    for name, default, help_text in _options():
         if isinstance(default, bool):
             parser.add_argument(
-                f"--{option.name}", action=argparse.BooleanOptionalAction, default=default,
+                f"--{name}", action=argparse.BooleanOptionalAction, default=default,
                 help=help_text,
             )  # fmt: skip
             continue
-        kind = {"lr": float, "segment": float, "max_minutes": float}.get(option.name)
-        kind = kind or (int if isinstance(default, int) else str)
+        kind = float if name in FLOAT_OPTIONS else int if isinstance(default, int) else str
         parser.add_argument(
-            f"--{option.name}", type=kind, required=required,
-            default=None if required else default, help=help_text,
-            choices=INSTRUMENTS if option.name == "target" else None,
+            f"--{name}", type=kind, required=name in REQUIRED, default=default, help=help_text,
+            choices=INSTRUMENTS if name == "target" else None,
         )  # fmt: skip
     return parser
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    config = TrainingConfig(**vars(build_parser().parse_args()))
+    config = TrainingConfig.from_flat(vars(build_parser().parse_args()))
     result = train(config)
     logging.info(
         "Stopped (%s) after %d epochs; best validation L1 %.5f at epoch %d; model in %s",

@@ -159,7 +159,7 @@ def training_config(root: Path, exp_dir: Path, **changes) -> TrainingConfig:
     options = dict(exp_dir=exp_dir, root=root, target="Violin", sample_rate=SAMPLE_RATE,
                    segment=0.5, samples_per_track=4, batch_size=4, epochs=2, lr=3e-3,
                    num_workers=0, **TINY_MODEL)  # fmt: skip
-    return TrainingConfig(**{**options, **changes})
+    return TrainingConfig.from_flat({**options, **changes})
 
 
 def test_train_exports_the_best_model_and_resumes(dataset_root, tmp_path):
@@ -264,3 +264,16 @@ def test_train_and_eval_command_lines(dataset_root, tmp_path):
     assert np.isfinite(float(rows[0]["target_sdr"]))
     assert (exp_dir / "eval" / "song_v" / "target.wav").is_file()
     assert sf.info(str(exp_dir / "eval" / "song_v" / "accompaniment.wav")).frames == 2 * SAMPLE_RATE
+
+
+def test_train_config_json_of_the_older_layout_is_read(tmp_path):
+    """Files written before TrainingConfig.model (n_src, norm_type null) still resume."""
+    config = training_config(tmp_path, tmp_path / "exp", causal=True)
+    old = {k: v for k, v in config.to_json().items()
+           if k not in ("C", "audio_channels", "samplerate", "mask_nonlinear")}  # fmt: skip
+    old |= {"n_src": 2, "norm_type": None}
+    again = TrainingConfig.from_flat(old)
+    assert again.model == config.model and again.model.norm_type == "cLN"
+    assert again.to_json() == config.to_json()
+    with pytest.raises(ValueError, match=r"train_config\.json: unknown training options"):
+        TrainingConfig.from_flat({**old, "kernel": 3}, source="exp/train_config.json")

@@ -30,33 +30,32 @@ from pathlib import Path
 from clarity.cad2.metadata import load_music
 from clarity.demo.render import RENDERING_VERSION
 from clarity.separation.checkpoints import checkpoint_name
-from clarity.separation.convtasnet import CONFIG_FILE, WEIGHTS_FILE, ConvTasNetStereo
+from clarity.separation.convtasnet import (
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    ConvTasNetConfig,
+    ConvTasNetStereo,
+)
 from clarity.separation.training import TrainingConfig, train
 from clarity.utils.flac_encoder import write_atomically
 from clarity.utils.json_files import read_json_object
 
 CAUSALITY = "noncausal"
+DEMO_MODEL = ConvTasNetConfig(N=64, L=20, B=64, H=128, P=3, X=6, R=2, norm_type="cLN")
 MANIFEST_FILE = "demo_models.json"
 TRAINING_FOLDER = "training"  # <models_dir>/training/<Instrument>/: resumable training state
 
 
 @dataclass(frozen=True)
 class DemoTraining:
-    """How a demo model is trained (sizes as in ``TrainingConfig``; ``minutes`` of wall clock)."""
+    """How a demo model is trained: ``minutes`` of wall clock, training options, the model."""
 
     minutes: float
     segment: float = 0.5
     batch_size: int = 4
     samples_per_track: int = 16
     lr: float = 2e-3
-    N: int = 64
-    L: int = 20
-    B: int = 64
-    H: int = 128
-    P: int = 3
-    X: int = 6
-    R: int = 2
-    norm_type: str = "cLN"
+    model: ConvTasNetConfig = DEMO_MODEL
 
 
 DEMO_TRAINING = {
@@ -131,9 +130,7 @@ def train_demo_models(
         exp_dir = models_dir / TRAINING_FOLDER / instrument
         config = TrainingConfig(
             exp_dir=exp_dir, root=Path(root), target=instrument, segment=options.segment,
-            samples_per_track=options.samples_per_track, causal=False, N=options.N, L=options.L,
-            B=options.B, H=options.H, P=options.P, X=options.X, R=options.R,
-            norm_type=options.norm_type, epochs=10_000,
+            samples_per_track=options.samples_per_track, model=options.model, epochs=10_000,
             batch_size=options.batch_size, lr=options.lr, early_stop=False, num_workers=0,
             max_minutes=options.minutes, seed=seed,
         )  # fmt: skip

@@ -43,35 +43,32 @@ STATE_FILE = "last.pt"
 BEST_FILE = "best.pt"
 
 
+MODEL_FIELDS = tuple(ConvTasNetConfig.__dataclass_fields__)
+
+
 @dataclass
 class TrainingConfig:
     """Options of ``ConvTasNet/train.py`` (defaults: the official recipe, published model size).
 
     Paths: ``exp_dir`` (outputs), ``root`` (CAD2 Task 2 folder with metadata/ and audio/).
-    Data: ``target`` instrument, ``sample_rate`` Hz, ``segment`` s, ``samples_per_track``.
-    Model: ``causal`` (cLN and left padding when ``norm_type`` is None), ``n_src`` (2: target and
-    accompaniment), ``norm_type``, sizes ``N L B H P X R``.
-    Optimisation: ``epochs``, ``batch_size``, ``aggregate`` (batches per optimiser step), ``lr``,
-    ``half_lr``, ``early_stop``, ``num_workers``, ``max_minutes`` (None: no budget), ``device``
-    (None: CUDA when available), ``seed``.
+    Data: ``target`` instrument, ``segment`` s, ``samples_per_track``; the sample rate is the
+    model's ``samplerate``. Model: ``model``, a :class:`ConvTasNetConfig` (sizes, norm,
+    causality; 2 sources and 2 audio channels). Optimisation: ``epochs``, ``batch_size``,
+    ``aggregate`` (batches per optimiser step), ``lr``, ``half_lr``, ``early_stop``,
+    ``num_workers``, ``max_minutes`` (None: no budget), ``device`` (None: CUDA when available),
+    ``seed``.
+
+    ``<exp_dir>/train_config.json`` holds these options flat, the model's fields beside the
+    others plus ``sample_rate`` (:meth:`to_json`); :meth:`from_flat` reads it back, also in the
+    older layout (``n_src``, ``norm_type`` null for "cLN if causal else gLN").
     """
 
     exp_dir: Path
     root: Path
     target: str
-    sample_rate: int = 44100
     segment: float = 3.0
     samples_per_track: int = 64
-    causal: bool = False
-    n_src: int = 2
-    norm_type: str | None = None
-    N: int = 256
-    L: int = 20
-    B: int = 256
-    H: int = 512
-    P: int = 3
-    X: int = 8
-    R: int = 3
+    model: ConvTasNetConfig = field(default_factory=ConvTasNetConfig)
     epochs: int = 200
     batch_size: int = 16
     aggregate: int = 1
@@ -85,9 +82,13 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         self.exp_dir, self.root = Path(self.exp_dir), Path(self.root)
-        if self.n_src != 2:
-            raise ValueError(f"n_src must be 2 (target and accompaniment), got {self.n_src}")
-        positive = ("epochs", "batch_size", "aggregate", "samples_per_track", "sample_rate")
+        if self.model.C != 2:
+            raise ValueError(
+                f"n_src must be 2 (model C=2: target and accompaniment), got {self.model.C}"
+            )
+        if self.model.audio_channels != 2:
+            raise ValueError(f"the model must be stereo, got {self.model.audio_channels} channels")
+        positive = ("epochs", "batch_size", "aggregate", "samples_per_track")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -95,23 +96,39 @@ class TrainingConfig:
             raise ValueError("lr and segment must be > 0 and num_workers >= 0")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError(f"max_minutes must be > 0 or None, got {self.max_minutes}")
-        self.model_config()  # validates the model fields
 
-    def model_config(self) -> ConvTasNetConfig:
-        norm_type = self.norm_type or ("cLN" if self.causal else "gLN")
-        return ConvTasNetConfig(
-            N=self.N, L=self.L, B=self.B, H=self.H, P=self.P, X=self.X, R=self.R, C=self.n_src,
-            audio_channels=2, samplerate=self.sample_rate, norm_type=norm_type,
-            causal=self.causal, mask_nonlinear="relu",
-        )  # fmt: skip
+    @property
+    def sample_rate(self) -> int:
+        """Hz, of the audio and the model."""
+        return self.model.samplerate
+
+    @classmethod
+    def from_flat(cls, values: dict, source: str = "training options") -> TrainingConfig:
+        """Build from flat options: training fields, model fields, ``sample_rate``.
+
+        ``sample_rate`` sets the model's ``samplerate``, ``n_src`` its ``C``, and a missing or
+        None ``norm_type`` becomes "cLN" for a causal model and "gLN" otherwise. Unknown keys
+        raise ``ValueError`` naming ``source``.
+        """
+        values = dict(values)
+        renamed = {"sample_rate": "samplerate", "n_src": "C"}
+        model = {renamed.get(k, k): values.pop(k) for k in list(values) if k in renamed}
+        model |= {k: values.pop(k) for k in list(values) if k in MODEL_FIELDS}
+        if model.get("norm_type") is None:
+            model["norm_type"] = "cLN" if model.get("causal") else "gLN"
+        unknown = sorted(set(values) - set(cls.__dataclass_fields__) - {"model"})
+        if unknown:
+            raise ValueError(f"{source}: unknown training options {unknown}")
+        return cls(**values, model=ConvTasNetConfig(**model))
 
     def export_dir(self) -> Path:
-        return self.exp_dir / checkpoint_name(self.target, "causal" if self.causal else "noncausal")
+        causality = "causal" if self.model.causal else "noncausal"
+        return self.exp_dir / checkpoint_name(self.target, causality)
 
     def to_json(self) -> dict:
-        values = asdict(self)
+        values = {k: v for k, v in asdict(self).items() if k != "model"}
         values["exp_dir"], values["root"] = str(self.exp_dir), str(self.root)
-        return values
+        return {**values, "sample_rate": self.sample_rate, **asdict(self.model)}
 
 
 @dataclass
@@ -170,7 +187,7 @@ def train(config: TrainingConfig, progress: bool = True) -> TrainingResult:
     )  # fmt: skip
     valid_loader = DataLoader(valid_set, batch_size=1, num_workers=config.num_workers)
 
-    model = ConvTasNetStereo(**asdict(config.model_config())).to(device)
+    model = ConvTasNetStereo(config.model).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = (
         torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -236,18 +253,19 @@ def train(config: TrainingConfig, progress: bool = True) -> TrainingResult:
 
 
 def _check_or_write_config(config: TrainingConfig) -> None:
-    """Write ``<exp_dir>/train_config.json``; on resume the model must be the same."""
+    """Write ``<exp_dir>/train_config.json``; on resume the target and model must be the same."""
     path = config.exp_dir / "train_config.json"
-    current = config.to_json()
-    if path.is_file():
-        previous = read_json_object(path, "training config")
-        model_fields = ("target", "causal", "n_src", "norm_type", *"NLBHPXR", "sample_rate")
-        changed = [k for k in model_fields if previous.get(k) != current[k]]
-        if changed and (config.exp_dir / "checkpoints" / STATE_FILE).is_file():
+    if path.is_file() and (config.exp_dir / "checkpoints" / STATE_FILE).is_file():
+        previous = TrainingConfig.from_flat(
+            read_json_object(path, "training config"), source=str(path)
+        )
+        changed = [k for k, v in asdict(config.model).items() if getattr(previous.model, k) != v]
+        changed += ["target"] if previous.target != config.target else []
+        if changed:
             raise ValueError(
                 f"{path}: cannot resume with changed model options {changed}; use a new exp_dir"
             )
-    text = json.dumps(current, indent=2) + "\n"
+    text = json.dumps(config.to_json(), indent=2) + "\n"
     write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
