@@ -161,17 +161,18 @@ class DepthwiseConv(nn.Module):
         offsets = [k * self.dilation - self.left for k in range(n_taps)]
         spans = [(max(0, -o), min(n_out, n_in - o)) for o in offsets]  # output frames per tap
         full = next((k for k, span in enumerate(spans) if span == (0, n_out)), None)
+        weight = self.weight.unsqueeze(-1)  # (channels, taps, 1): the shift meets these taps
+        start = x.new_zeros(()) if shift is None else shift * weight.sum(dim=1)  # on real taps
         if full is None:
-            out = x.new_zeros(*x.shape[:-1], n_out)
+            out = x.new_zeros(*x.shape[:-1], n_out).add_(start)
         else:
-            out = torch.mul(x[..., offsets[full] : offsets[full] + n_out], taps[..., full, None])
+            source = x[..., offsets[full] : offsets[full] + n_out]
+            out = torch.addcmul(start, source, taps[..., full, None])
         for k, (first, stop) in enumerate(spans):
             if k != full and first < stop:
                 source = x[..., first + offsets[k] : stop + offsets[k]]
                 out[..., first:stop].addcmul_(source, taps[..., k, None])
         if shift is not None:
-            weight = self.weight.unsqueeze(-1)  # (channels, taps, 1): the shift meets the taps
-            out.add_(shift * weight.sum(dim=1))
             for k, (first, stop) in enumerate(spans):  # frames where tap k reads the padding
                 out[..., : min(first, n_out)].sub_(shift * weight[:, k])
                 out[..., max(stop, first) :].sub_(shift * weight[:, k])
