@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from clarity.evaluator.haaqi import compute_haaqi, haaqi_v1
+from clarity.evaluator.haaqi.haaqi import SilentReferenceError
 from clarity.utils.audiogram import Audiogram
 
 DATA = Path(__file__).parent / "data" / "reference"
@@ -71,12 +72,13 @@ def test_silent_processed_scores_low_but_finite():
     assert combined < 0.2
 
 
-def test_silent_reference_gives_zero_nonlinear_terms():
-    silent = np.zeros(12000)
+def test_silent_reference_is_refused_with_the_official_exception_type():
     np.random.seed(0)
-    combined, nonlinear, linear, raw = haaqi_v1(silent, 24000, _music(), 24000, MODERATE, 2, 65.0)
-    assert raw[0] == 0.0 and raw[1] == 0.0 and nonlinear == 0.0
-    assert np.isfinite(linear) and np.isfinite(combined)
+    state = np.random.get_state()[1].copy()
+    with pytest.raises(IndexError, match="reference is silent") as error:
+        haaqi_v1(np.zeros(12000), 24000, _music(), 24000, MODERATE, 2, 65.0)
+    assert isinstance(error.value, ValueError) and isinstance(error.value, SilentReferenceError)
+    assert np.array_equal(np.random.get_state()[1], state)  # refused before any noise draw
 
 
 def test_reference_below_threshold_matches_official_convention():

@@ -44,6 +44,10 @@ def _unit_feature(value: float, scale: float) -> float:
     return float(min(max(1.0 - value / scale, 0.0), 1.0))
 
 
+class SilentReferenceError(ValueError, IndexError):
+    """HAAQI of a silent reference is undefined (pyClarity 0.9.0 fails with an IndexError)."""
+
+
 def haaqi_v1(
     reference: np.ndarray,
     reference_freq: float,
@@ -78,8 +82,14 @@ def haaqi_v1(
 
     Raises:
         ValueError: empty, non-finite or non-1-D signals, or a sample rate <= 0.
+        SilentReferenceError: every reference sample is 0 (a ValueError and an IndexError).
     """
     reference = _check_signal(reference, "reference")
+    if not np.any(reference):
+        raise SilentReferenceError(
+            "reference is silent (every sample is 0): HAAQI compares the processed signal with "
+            "the reference's envelope and is undefined without one"
+        )
     processed = _check_signal(processed, "processed")
     reference_freq = _check_sample_rate(reference_freq, "reference_freq")
     processed_freq = _check_sample_rate(processed_freq, "processed_freq")
