@@ -24,16 +24,22 @@ def report_threads(pair: tuple[str, str]) -> dict:
     }
 
 
-def run_reporting(pairs: list[tuple[str, str]], num_workers: int) -> dict:
+def run_collecting(pairs, task, num_workers: int) -> tuple[dict, runner.RunSummary]:
+    """Run `task` on every pair; its results by pair and the run summary."""
     results = {}
     summary = runner.run_pairs(
         pairs,
-        report_threads,
+        task,
         stage="threads",
         is_done=lambda _pair: False,
         on_result=results.__setitem__,
         num_workers=num_workers,
     )
+    return results, summary
+
+
+def run_reporting(pairs: list[tuple[str, str]], num_workers: int) -> dict:
+    results, summary = run_collecting(pairs, report_threads, num_workers)
     assert not summary.failed
     return results
 
@@ -175,15 +181,7 @@ def fail_on_s0_and_s2(pair: tuple[str, str]) -> int:
 
 def test_a_failing_pair_in_any_worker_is_recorded_and_the_others_run(monkeypatch):
     pretend_cpus(monkeypatch, 2)
-    results = {}
-    summary = runner.run_pairs(
-        PAIRS,
-        fail_on_s0_and_s2,
-        stage="threads",
-        is_done=lambda _pair: False,
-        on_result=results.__setitem__,
-        num_workers=2,
-    )
+    results, summary = run_collecting(PAIRS, fail_on_s0_and_s2, num_workers=2)
     assert set(summary.failed) == {("S0", "L0001"), ("S2", "L0001")}
     assert "ValueError: no S0" in summary.failed[("S0", "L0001")]
     assert sorted(results) == [("S1", "L0001"), ("S3", "L0001")]
