@@ -71,8 +71,12 @@ class ScoredRows:
     @property
     def pairs(self) -> list[Pair]:
         """(scene id, listener id) of each row."""
-        scene, listener = SCORES_COLUMNS.index("scene"), SCORES_COLUMNS.index("listener")
-        return [(row[scene], row[listener]) for row in self.rows]
+        return [_pair_of(row) for row in self.rows]
+
+
+def _pair_of(row: list[str]) -> Pair:
+    """(scene id, listener id) of a scores row."""
+    return row[SCORES_COLUMNS.index("scene")], row[SCORES_COLUMNS.index("listener")]
 
 
 def _row_problem(row: list[str]) -> str | None:
@@ -118,7 +122,7 @@ def read_scores(path: str | Path) -> ScoredRows:
         if problem is None and not line.endswith("\n"):
             problem = "cut short (no end of line)"
         if problem is None:
-            pair = (row[0], row[2])
+            pair = _pair_of(row)
             if pair in seen:
                 scored.repeated.append(pair)
                 problem = f"scene {pair[0]} listener {pair[1]} already scored above"
