@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import types
 
 import numba
@@ -22,6 +23,13 @@ def report_threads(pair: tuple[str, str]) -> dict:
         "omp": os.environ.get("OMP_NUM_THREADS"),
         "openblas": os.environ.get("OPENBLAS_NUM_THREADS"),
     }
+
+
+def report_threads_for_a_while(pair: tuple[str, str]) -> dict:
+    """`report_threads`, holding its worker 2 s: long enough for every spawned worker to start
+    before the first finishes, so no fast worker takes a second pair queued for another."""
+    time.sleep(2.0)
+    return report_threads(pair)
 
 
 def run_collecting(pairs, task, num_workers: int) -> tuple[dict, runner.RunSummary]:
@@ -157,12 +165,13 @@ def test_worker_processes_get_their_share(monkeypatch, cpus, requested, workers,
     clear_thread_environment(monkeypatch)
     pretend_cpus(monkeypatch, cpus)
     own_threads = numba.get_num_threads()
-    results = run_reporting(PAIRS, num_workers=requested)
+    results, summary = run_collecting(PAIRS, report_threads_for_a_while, requested)
+    assert not summary.failed
     rows = list(results.values())
     assert len(rows) == len(PAIRS)
     pids = {row["pid"] for row in rows}
-    # this process is one of the workers: it scores while the others start, and each
-    # spawned worker is handed a pair at once
+    # this process is one of the workers: it scores while the others start, and every
+    # spawned worker takes a pair
     assert os.getpid() in pids
     assert len(pids) == workers
     assert {row["numba"] for row in rows} == {per_worker}
