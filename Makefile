@@ -1,6 +1,10 @@
 # Two entry points, both usable on a fresh clone:
 #   make test   - create .venv (torch pinned first), install the project, lint, run the tests
-#   make demo   - the same set-up, then the embedded demo: data, models, enhance, evaluate, summary table
+#   make demo   - the same set-up, then the embedded demo: data, shipped models, enhance, evaluate,
+#                 summary table (DEMO_ARGS="--train" trains small models instead)
+#   make demo-models - retrain the eight shipped demo models from scratch into DEMO_MODELS_DIR
+#                 (hours on a CPU; rerun to continue; DEMO_MODELS_DIR=clarity/demo/pretrained
+#                 replaces, or continues training, the shipped ones)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -8,8 +12,10 @@ TORCH_VERSION ?= 2.13.0
 # where the CPU build of torch comes from; empty: pip's configured indexes and find-links
 TORCH_INDEX_URL ?=
 DEMO_ARGS ?=
+DEMO_MODELS_DIR ?= demo_data/retrained_models
+DEMO_MODELS_ARGS ?=
 
-.PHONY: setup test lint demo
+.PHONY: setup test lint demo demo-models
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +40,6 @@ test: lint
 
 demo: setup
 	$(BIN)/python baseline/run_demo.py $(DEMO_ARGS)
+
+demo-models: setup
+	$(BIN)/python -m clarity.demo.models --models_dir $(DEMO_MODELS_DIR) $(DEMO_MODELS_ARGS)

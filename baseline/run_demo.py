@@ -1,9 +1,11 @@
 """The whole recipe on the embedded demo data, with no download (``make demo``).
 
-    python baseline/run_demo.py [--size small|tiny] [--seed 0]
+    python baseline/run_demo.py [--size small|tiny] [--seed 0] [--train]
 
-Steps: render the demo dataset (``clarity.demo.dataset``), train one small Conv-TasNet per
-instrument of the validation split (``clarity.demo.models``), then run ``enhance.py`` and
+Steps: render the demo dataset (``clarity.demo.dataset``); take the demo models shipped with
+the project (``clarity.demo.models.SHIPPED_MODELS``, one per instrument, checked against the
+dataset's rendering version) or, with ``--train``, train one small Conv-TasNet per instrument of
+the validation split for a few minutes each (``clarity.demo.models``); then run ``enhance.py`` and
 ``evaluate.py`` beside this script (as subprocesses, with Hydra overrides) on the validation
 scenes for the passthrough, oracle and ConvTasNet separators, and print the mean HAAQI of each.
 Each evaluation writes its listening report, ``<exp folder>/report.html``, with the references
@@ -24,14 +26,23 @@ from pathlib import Path
 
 from clarity.demo.dataset import make_dataset
 from clarity.demo.layout import BOUNDS, SYSTEMS, DemoPaths, demo_paths, summary_table
-from clarity.demo.models import CAUSALITY, train_demo_models
+from clarity.demo.models import (
+    CAUSALITY,
+    MANIFEST_FILE,
+    SHIPPED_MODELS,
+    check_shipped_models,
+    train_demo_models,
+)
 from clarity.demo.songs import SIZES
+from clarity.utils.flac_encoder import write_atomically
 
 RECIPE = Path(__file__).resolve().parent
 SCORING_WORKERS = 2
 
 
-def run_recipe(script: str, system: str, paths: DemoPaths, redo: bool) -> None:
+def run_recipe(
+    script: str, system: str, paths: DemoPaths, models: Path, redo: bool
+) -> None:
     """Run ``<script>.py`` (beside this file) for one separator with the demo's paths.
 
     Raises:
@@ -41,7 +52,7 @@ def run_recipe(script: str, system: str, paths: DemoPaths, redo: bool) -> None:
         f"separator.type={system}",
         f"separator.causality={CAUSALITY}",
         f"path.root={paths.root}",
-        f"separator.checkpoint_dir={paths.models}",
+        f"separator.checkpoint_dir={models}",
         f"path.exp_folder={paths.exp_folder(system)}",
         f"overwrite={'true' if redo else 'false'}",
     ]
@@ -55,13 +66,16 @@ def run_recipe(script: str, system: str, paths: DemoPaths, redo: bool) -> None:
     subprocess.run([sys.executable, str(program), *overrides], cwd=paths.workspace, check=True)
 
 
-def run_demo(size: str = "small", seed: int = 0, workspace: Path | None = None) -> str:
-    """Build the demo data and models, enhance and evaluate the three systems.
+def run_demo(
+    size: str = "small", seed: int = 0, workspace: Path | None = None, train: bool = False
+) -> str:
+    """Build the demo data (and models with ``train``), enhance and evaluate the three systems.
 
     Args:
         size: "small" or "tiny".
         seed: dataset and training seed.
         workspace: folder of ``demo_data/`` and ``exp/``; default: the current folder.
+        train: train models for a few minutes each instead of using the shipped ones.
 
     Returns:
         The summary table (also printed), followed by the time each stage took.
@@ -73,16 +87,22 @@ def run_demo(size: str = "small", seed: int = 0, workspace: Path | None = None) 
     times["dataset"] = time.perf_counter() - began
 
     began = time.perf_counter()
-    models = train_demo_models(paths.root, paths.models, size, seed)
+    if train:
+        models_dir = paths.models
+        trained = bool(train_demo_models(paths.root, models_dir, size, seed).trained)
+    else:
+        models_dir = check_shipped_models(paths.root)
+        trained = _models_changed(paths.exp_folder("convtasnet"), models_dir)
     times["models"] = time.perf_counter() - began
 
     for system in SYSTEMS:
-        redo = dataset.rendered > 0 or (system == "convtasnet" and bool(models.trained))
+        redo = dataset.rendered > 0 or (system == "convtasnet" and trained)
         for script in ("enhance", "evaluate"):
             began = time.perf_counter()
-            run_recipe(script, system, paths, redo)
+            run_recipe(script, system, paths, models_dir, redo)
             times[f"{script} {system}"] = time.perf_counter() - began
 
+    _remember_models(paths.exp_folder("convtasnet"), models_dir)
     table = summary_table(paths)
     timing = ", ".join(f"{stage} {seconds:.0f} s" for stage, seconds in times.items())
     total = sum(times.values())
@@ -93,13 +113,31 @@ def run_demo(size: str = "small", seed: int = 0, workspace: Path | None = None) 
     return text
 
 
+def _models_changed(exp_folder: Path, models_dir: Path) -> bool:
+    """Whether ``exp_folder`` was last enhanced and scored with other models than those of
+    ``models_dir`` (by their manifests), so that its ConvTasNet pairs must be redone."""
+    seen = exp_folder / MANIFEST_FILE
+    manifest = (models_dir / MANIFEST_FILE).read_text(encoding="utf-8")
+    return not seen.is_file() or seen.read_text(encoding="utf-8") != manifest
+
+
+def _remember_models(exp_folder: Path, models_dir: Path) -> None:
+    """Record in ``exp_folder`` the manifest of the models its scores were made with."""
+    manifest = (models_dir / MANIFEST_FILE).read_text(encoding="utf-8")
+    write_atomically(exp_folder / MANIFEST_FILE, lambda temporary: temporary.write_text(manifest))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the arguments and run the demo."""
     parser = argparse.ArgumentParser(description="Run the CAD2 Task 2 recipe on the demo data.")
     parser.add_argument("--size", choices=SIZES, default="small", help="demo size (%(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="data and training seed (%(default)s)")
+    parser.add_argument(
+        "--train", action="store_true",
+        help=f"train models for a few minutes each instead of using those in {SHIPPED_MODELS}",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    run_demo(args.size, args.seed)
+    run_demo(args.size, args.seed, train=args.train)
 
 
 if __name__ == "__main__":

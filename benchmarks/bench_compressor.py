@@ -23,7 +23,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,10 +30,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_description
-
 from clarity.enhancer.multiband_compressor import MultibandCompressor
+from clarity.utils.machine import cpu_description
 
 SAMPLE_RATE = 44100
 DURATION_S = 10.0

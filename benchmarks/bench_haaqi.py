@@ -135,7 +135,8 @@ def main() -> None:
         return
 
     import numba
-    from machine import cpu_description
+
+    from clarity.utils.machine import cpu_description
 
     reference, processed = benchmark_signals(args.seconds)
     print(f"CPU: {cpu_description()}; numba threads: {numba.get_num_threads()}")

@@ -44,7 +44,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from machine import cpu_description
+from clarity.utils.machine import cpu_description
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OUR_EVALUATE = REPO_ROOT / "baseline" / "evaluate.py"

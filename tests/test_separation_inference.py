@@ -59,6 +59,42 @@ def test_chunked_separation_matches_the_official_loop(model, seconds, segment, o
     assert expected.abs().max() > 1e-2
 
 
+@pytest.mark.parametrize("norm_type", ["gLN", "cLN"])
+def test_chunks_stacked_into_one_call_give_the_official_loop(norm_type):
+    """chunks_per_call > 1 (for GPUs) stacks chunks of one length on the batch axis; each is
+    normalised on its own, so the output is that of the official one-chunk-per-call loop."""
+    torch.manual_seed(2)
+    model = ConvTasNetStereo(**TINY, norm_type=norm_type, samplerate=SAMPLE_RATE).eval()
+    generator = torch.Generator().manual_seed(3)
+    mix = 0.2 * torch.randn(2, 2, int(3.3 * SAMPLE_RATE), generator=generator)
+    expected = official_loop(model, mix, SAMPLE_RATE, 0.5, 0.1)
+    schedule = chunk_schedule(mix.shape[-1], SAMPLE_RATE, 0.5, 0.1)
+    runs = [len(list(run)) for _, run in itertools.groupby(c.stop - c.start for c in schedule)]
+    assert runs == [1, 5]  # a first chunk, then five of one length
+    calls = []
+    model.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[0]))
+    for chunks_per_call, batches in ((3, [2, 6, 4]), (100, [2, 10])):  # batch 2 x chunks
+        calls.clear()
+        stacked = separate_sources(model, mix, SAMPLE_RATE, 0.5, 0.1, number_sources=2,
+                                   chunks_per_call=chunks_per_call)  # fmt: skip
+        torch.testing.assert_close(stacked, expected, rtol=0, atol=1e-5)
+        assert calls == batches
+
+
+def test_bfloat16_autocast_is_close_to_float32(model):
+    mix = 0.2 * torch.randn(1, 2, 2 * SAMPLE_RATE, generator=torch.Generator().manual_seed(4))
+    exact = separate_sources(model, mix, SAMPLE_RATE, 0.5, 0.1, number_sources=2)
+    rounded = separate_sources(model, mix, SAMPLE_RATE, 0.5, 0.1, number_sources=2,
+                               precision="bfloat16")  # fmt: skip
+    assert rounded.dtype == torch.float32
+    error = (rounded - exact).norm() / exact.norm()
+    assert 0 < error < 0.05  # bfloat16 keeps 8 bits of mantissa: not exact, but close
+    with pytest.raises(ValueError, match=r"precision must be one of .*got 'half'"):
+        separate_sources(model, mix, SAMPLE_RATE, 0.5, 0.1, precision="half")
+    with pytest.raises(ValueError, match="chunks_per_call must be >= 1"):
+        separate_sources(model, mix, SAMPLE_RATE, 0.5, 0.1, chunks_per_call=0)
+
+
 def test_array_input_gives_array_output_and_generic_models_work(model):
     mix = np.random.default_rng(2).normal(0, 0.2, (2, 5000)).astype(np.float32)
 

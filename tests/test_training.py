@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from clarity.separation.checkpoints import load_separation_models
 from clarity.separation.convtasnet import ConvTasNetStereo
 from clarity.separation.dataset import RebalanceMusicDataset, load_music_metadata
 from clarity.separation.evaluation import framewise_sdr, si_sdr
@@ -34,6 +38,7 @@ SONGS = {
     "valid": {
         "song_v": {"Violin": 600.0, "Cello": 120.0},
         "song_w": {"Flute": 700.0, "Oboe": 300.0},
+        "song_x": {"Violin": 500.0, "Oboe": 320.0},  # two valid songs to share out by process
     },
 }
 TIMBRE = {"Violin": 0.7, "Cello": 0.9, "Flute": 0.2, "Oboe": 0.5}  # harmonic decay
@@ -96,6 +101,21 @@ def test_training_items_mix_target_and_random_accompaniment(dataset_root):
         torch.testing.assert_close(mixture, sources.sum(dim=0))
         assert sources[1].abs().max() > 0  # at least one accompanying instrument
         assert sources[0].abs().max() <= 1.25 * 0.2 * 4  # gain augmentation stays in range
+
+
+def test_a_training_item_depends_on_seed_epoch_and_index_only(dataset_root):
+    """What lets processes (and data workers) share an epoch's items out among themselves."""
+    dataset = RebalanceMusicDataset(dataset_root, "train", "Violin", SAMPLE_RATE, segment=0.5,
+                                    samples_per_track=4, seed=3)  # fmt: skip
+    first = dataset[5][1]
+    torch.manual_seed(123)  # the global random state plays no part
+    dataset[2]
+    torch.testing.assert_close(dataset[5][1], first, rtol=0, atol=0)
+    dataset.set_epoch(1)
+    assert not torch.equal(dataset[5][1], first)
+    other_seed = RebalanceMusicDataset(dataset_root, "train", "Violin", SAMPLE_RATE,
+                                       segment=0.5, samples_per_track=4, seed=4)  # fmt: skip
+    assert not torch.equal(other_seed[5][1], first)
 
 
 def test_validation_items_are_whole_songs_with_all_target_voices(dataset_root):
@@ -277,3 +297,150 @@ def test_train_config_json_of_the_older_layout_is_read(tmp_path):
     assert again.to_json() == config.to_json()
     with pytest.raises(ValueError, match=r"train_config\.json: unknown training options"):
         TrainingConfig.from_flat({**old, "kernel": 3}, source="exp/train_config.json")
+
+
+def torchrun_training(processes: int, config: TrainingConfig) -> list[str]:
+    """``torchrun`` command line of ``ConvTasNet/train.py`` with ``config``'s options."""
+    options = {**config.to_json(), "norm_type": config.model.norm_type}
+    arguments = []
+    for name, value in options.items():
+        if name in ("C", "audio_channels", "samplerate", "mask_nonlinear") or value is None:
+            continue
+        if isinstance(value, bool):
+            arguments.append(f"--{name}" if value else f"--no-{name}")
+        else:
+            arguments += [f"--{name}", str(value)]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={processes}", str(REPO / "ConvTasNet" / "train.py"),
+            *arguments]  # fmt: skip
+
+
+def saved_history(exp_dir: Path) -> list[dict]:
+    saved = torch.load(exp_dir / "checkpoints" / "last.pt", weights_only=False)
+    return saved["state"]["history"]
+
+
+def assert_same_curve(history: list[dict], reference: list[dict]) -> None:
+    assert [entry["epoch"] for entry in history] == [entry["epoch"] for entry in reference]
+    for key in ("train_loss", "val_loss", "lr"):
+        np.testing.assert_allclose([entry[key] for entry in history],
+                                   [entry[key] for entry in reference], rtol=1e-4,
+                                   err_msg=key)  # fmt: skip
+
+
+def kill_process_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and all its descendants at once, as a cluster's job kill does (torchrun
+    starts each worker in a session of its own, so killing its process group is not enough)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while listing
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    tree, grown = {pid}, True
+    while grown:
+        children = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= children
+        grown = bool(children)
+    for member in tree:
+        with contextlib.suppress(ProcessLookupError):  # it ended since
+            os.kill(member, signal.SIGKILL)
+
+
+DISTRIBUTED_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def test_two_gloo_processes_follow_the_curve_of_one_and_resume_after_kill_9(
+    dataset_root, tmp_path
+):
+    """torchrun with 2 CPU processes (gloo), each with half of the global batch of 4, gives the
+    loss curve of one process with the whole batch; a run killed with SIGKILL resumes, here in
+    one process, and its curve is still the uninterrupted one."""
+    options = {"samples_per_track": 8, "lr": 3e-3}
+    two = training_config(dataset_root, tmp_path / "two", epochs=2, **options)
+    subprocess.run(torchrun_training(2, two), check=True, env=DISTRIBUTED_ENV,
+                   capture_output=True, timeout=300)  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "two" / "checkpoints").iterdir()) == [
+        "best.pt", "last.pt"
+    ]  # written once, by rank 0, with no temporary file left
+    assert (two.export_dir() / "model.safetensors").is_file()
+
+    killed = training_config(dataset_root, tmp_path / "killed", epochs=1000, **options)
+    state_file = tmp_path / "killed" / "checkpoints" / "last.pt"
+    run = subprocess.Popen(torchrun_training(2, killed), env=DISTRIBUTED_ENV,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not state_file.is_file() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert state_file.is_file(), "the 2-process run saved no epoch"
+    finally:
+        kill_process_tree(run.pid)
+        run.wait()
+    interrupted_at = len(saved_history(tmp_path / "killed"))
+    resumed = train(
+        training_config(dataset_root, tmp_path / "killed", epochs=interrupted_at + 1, **options),
+        progress=False,
+    )
+    assert resumed.history[-1]["processes"] == 1
+    assert {entry["processes"] for entry in resumed.history[:-1]} == {2}
+
+    one = train(
+        training_config(dataset_root, tmp_path / "one", epochs=interrupted_at + 1, **options),
+        progress=False,
+    )
+    assert_same_curve(saved_history(tmp_path / "two"), one.history[:2])
+    assert_same_curve(resumed.history, one.history)
+    exported = ConvTasNetStereo.from_pretrained(resumed.export_dir).state_dict()
+    for name, weight in ConvTasNetStereo.from_pretrained(one.export_dir).state_dict().items():
+        torch.testing.assert_close(exported[name], weight, rtol=1e-3, atol=1e-5)
+
+
+def test_mixed_precision_options(dataset_root, tmp_path):
+    bfloat16 = train(training_config(dataset_root, tmp_path / "bf16", epochs=1,
+                                     precision="bfloat16"), progress=False)  # fmt: skip
+    assert np.isfinite(bfloat16.history[0]["train_loss"])
+    with pytest.raises(ValueError, match="precision float16 needs a CUDA device"):
+        train(training_config(dataset_root, tmp_path / "fp16", precision="float16", device="cpu"),
+              progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match=r"precision must be one of .*'float32'.*got 'half'"):
+        training_config(dataset_root, tmp_path / "half", precision="half")
+    odd = training_config(dataset_root, tmp_path / "odd", batch_size=3)
+    failed = subprocess.run(torchrun_training(2, odd), env=DISTRIBUTED_ENV, capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
+    assert failed.returncode != 0
+    assert "batch_size=3 (the global batch) must be a multiple of the 2 processes" in failed.stderr
+
+
+def test_train_all_gathers_the_models_into_one_checkpoint_folder(dataset_root, tmp_path):
+    """``--target all`` trains each instrument of the training data and saves the best models
+    in the layout separator.checkpoint_dir takes."""
+    arguments = ["--root", str(dataset_root), "--target", "all", "--exp_dir", str(tmp_path / "exp"),
+                 "--checkpoint_dir", str(tmp_path / "checkpoints"), "--sample_rate",
+                 str(SAMPLE_RATE), "--segment", "0.5", "--samples_per_track", "2",
+                 "--batch_size", "2", "--epochs", "1", "--num_workers", "0",
+                 *(arg for k, v in TINY_MODEL.items() for arg in (f"--{k}", str(v)))]  # fmt: skip
+    subprocess.run([sys.executable, str(REPO / "ConvTasNet" / "train.py"), *arguments],
+                   check=True, env=DISTRIBUTED_ENV, capture_output=True)  # fmt: skip
+    trained = ["Cello", "Flute", "Oboe", "Violin"]  # the instruments of the training songs
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        f"ConvTasNet_{instrument}_NonCausal" for instrument in trained
+    ]
+    assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == trained
+    models = load_separation_models("noncausal", tmp_path / "checkpoints", trained, "cpu")
+    assert sorted(models) == trained
+
+
+@pytest.mark.parametrize("script", sorted((REPO / "ConvTasNet" / "slurm").glob("*.sbatch")))
+def test_slurm_examples_are_valid_bash_with_options_train_py_knows(script):
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    text = script.read_text()
+    assert "srun torchrun" in text and "ConvTasNet/train.py" in text
+    command = text[text.index("ConvTasNet/train.py"):]
+    options = {word[2:] for word in command.split() if word.startswith("--")}
+    parser = subprocess.run([sys.executable, str(REPO / "ConvTasNet" / "train.py"), "--help"],
+                            check=True, capture_output=True, text=True).stdout  # fmt: skip
+    known = {word[2:].strip("[],") for word in parser.split() if word.startswith("--")}
+    assert options <= known, sorted(options - known)

@@ -20,6 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from clarity.demo import SHIPPED_MODELS
 from clarity.utils.flac_encoder import write_atomically
 from clarity.utils.json_files import read_json_object
 
@@ -37,7 +38,8 @@ def default_exp_folder(separator_type: str, causality: str) -> str:
 
 def separator_identity(config: DictConfig) -> dict[str, Any]:
     """The settings that decide what a separator outputs: its type and, for ConvTasNet, the
-    causality and the checkpoint folder (as an absolute path, however it was spelt)."""
+    causality, the checkpoint folder (as an absolute path, however it was spelt) and, when it is
+    not float32, the precision of separation."""
     identity: dict[str, Any] = {"type": str(config.separator.type)}
     if identity["type"] == BASELINE_SEPARATOR:
         checkpoint_dir = config.separator.checkpoint_dir
@@ -45,6 +47,9 @@ def separator_identity(config: DictConfig) -> dict[str, Any]:
         identity["checkpoint_dir"] = (
             None if checkpoint_dir is None else str(Path(checkpoint_dir).expanduser().resolve())
         )
+        precision = str(config.separator.separation.get("precision", "float32"))
+        if precision != "float32":
+            identity["precision"] = precision
     return identity
 
 
@@ -78,3 +83,6 @@ def process_id() -> str:
 
 OmegaConf.register_new_resolver("cad2_exp_folder", default_exp_folder, replace=True)
 OmegaConf.register_new_resolver("cad2_process_id", process_id, replace=True)
+OmegaConf.register_new_resolver(
+    "cad2_shipped_demo_models", lambda: str(SHIPPED_MODELS), replace=True
+)

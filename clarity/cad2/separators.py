@@ -55,6 +55,8 @@ class ConvTasNetSeparator:
         segment: chunk length in seconds; overlap: fraction of a chunk shared by neighbours.
         add_residual: share of the accompaniment added to each target (0 adds nothing).
         device: torch device name the models run on.
+        chunks_per_call: chunks of a mixture separated in one model call (1: the official loop).
+        precision: "float32", or autocast to "bfloat16" / "float16" on CUDA.
     """
 
     models: Mapping[str, Any]
@@ -63,6 +65,8 @@ class ConvTasNetSeparator:
     overlap: float
     add_residual: float
     device: str
+    chunks_per_call: int = 1
+    precision: str = "float32"
 
     def __call__(self, song: Song, mixture: np.ndarray) -> dict[str, np.ndarray]:
         from clarity.separation.inference import separate_instruments
@@ -76,6 +80,8 @@ class ConvTasNetSeparator:
             self.segment,
             self.overlap,
             self.device,
+            self.chunks_per_call,
+            self.precision,
         )
         estimates = {}
         for source, instrument in instruments.items():
@@ -123,7 +129,8 @@ def build_separator(separator_config: Mapping[str, Any], music_dir: Path, sample
     Args:
         separator_config: keys `type`, `causality`, `checkpoint_dir` (None: hub ids),
             `force_redownload` (hub ids only), `device`, `add_residual`,
-            `separation.segment`, `separation.overlap`.
+            `separation.segment`, `separation.overlap` and, optional, `separation.chunks_per_call`
+            (default 1) and `separation.precision` (default float32).
         music_dir: folder of the song tracks (for `oracle`).
         sample_rate: input sample rate in Hz.
         instruments: model instruments the songs to process need (for `convtasnet`).
@@ -155,4 +162,6 @@ def build_separator(separator_config: Mapping[str, Any], music_dir: Path, sample
         overlap=float(separator_config["separation"]["overlap"]),
         add_residual=float(separator_config["add_residual"]),
         device=device,
+        chunks_per_call=int(separator_config["separation"].get("chunks_per_call", 1)),
+        precision=str(separator_config["separation"].get("precision", "float32")),
     )

@@ -140,6 +140,9 @@ class RebalanceMusicDataset(Dataset):
         sample_rate: Hz every audio file must have.
         segment: train excerpt length, s.
         samples_per_track: train items drawn per target stem per epoch.
+        seed: with the epoch (:meth:`set_epoch`) and the item index, seeds the random draws of
+            a train item, so an item is the same whichever process or data worker loads it
+            (distributed training splits the items among processes).
     """
 
     def __init__(
@@ -150,6 +153,7 @@ class RebalanceMusicDataset(Dataset):
         sample_rate: int = 44100,
         segment: float = 3.0,
         samples_per_track: int = 64,
+        seed: int = 0,
     ):
         if not isinstance(split, str) or not split.isidentifier():
             raise ValueError(f"split must be a name such as 'train' or 'valid', got {split!r}")
@@ -167,6 +171,8 @@ class RebalanceMusicDataset(Dataset):
         self.sample_rate = sample_rate
         self.segment = segment
         self.samples_per_track = samples_per_track if split == "train" else 1
+        self.seed = seed
+        self.epoch = 0
         self.songs = load_music_metadata(self.root / "metadata" / f"music.{split}.json")
         self._check_audio_files()
         self.target_songs = [
@@ -200,6 +206,10 @@ class RebalanceMusicDataset(Dataset):
         if missing:
             raise ValueError(f"music.{self.split}.json refers to missing audio files: {missing}")
 
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the train items of epoch ``epoch`` (0-based) from now on."""
+        self.epoch = epoch
+
     def __len__(self) -> int:
         if self.split == "train":
             return len(self.target_stems) * self.samples_per_track
@@ -209,7 +219,7 @@ class RebalanceMusicDataset(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         if self.split == "train":
-            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+            rng = np.random.default_rng([self.seed, self.epoch, index])
             target, accompaniment = self._training_item(index // self.samples_per_track, rng)
         else:
             target, accompaniment = self._whole_song_item(self.target_songs[index])

@@ -27,6 +27,9 @@ from torch import nn
 
 from clarity.separation.convtasnet import ConvTasNetStereo, InferenceWorkspace
 
+# precision option -> autocast dtype of the model's forward (None: plain float32)
+AUTOCAST_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -111,6 +114,8 @@ def separate_in_chunks(
     segment: float,
     overlap: float,
     number_sources: int | None = None,
+    chunks_per_call: int = 1,
+    precision: str = "float32",
 ) -> torch.Tensor:
     """Run ``model`` over ``mix`` chunk by chunk (:func:`chunk_schedule`) and cross-fade.
 
@@ -125,42 +130,71 @@ def separate_in_chunks(
         sample_rate: Hz; segment: chunk length, s; overlap: cross-fade length, s, in [0, 1).
         number_sources: sources the model must return; None takes what it returns for the
             first chunk.
+        chunks_per_call: up to this many successive chunks of one length go through the model
+            in one call, stacked on the batch axis (the model treats batch items independently,
+            so the result is that of one call per chunk to float rounding); more than 1 pays on
+            a GPU.
+        precision: "float32", or run the model under autocast to "bfloat16" or "float16"
+            (CUDA); the output is float32 either way.
 
     Returns:
         ``(batch, sources, channels, samples)`` float32 on ``mix.device``; all zeros when
         ``mix`` is not longer than the cross-fade (no chunk is run).
 
     Raises:
-        ValueError: a chunk's output has another shape, or no chunk is run and
-            ``number_sources`` is None.
+        ValueError: a chunk's output has another shape, no chunk is run and
+            ``number_sources`` is None, or an option is out of range.
     """
+    if chunks_per_call < 1:
+        raise ValueError(f"chunks_per_call must be >= 1, got {chunks_per_call}")
+    if precision not in AUTOCAST_DTYPES:
+        raise ValueError(f"precision must be one of {list(AUTOCAST_DTYPES)}, got {precision!r}")
+    autocast_dtype = AUTOCAST_DTYPES[precision]
     batch, channels, length = mix.shape
     separated = None
     if number_sources is not None:
         separated = torch.zeros(batch, number_sources, channels, length, device=mix.device)
     workspace = InferenceWorkspace()
     with torch.inference_mode():
-        for chunk in chunk_schedule(length, sample_rate, segment, overlap):
-            piece = mix[:, :, chunk.start : chunk.stop]
-            if isinstance(model, ConvTasNetStereo):
-                out = model.infer(piece, workspace)
-            else:
-                out = model(piece)
+        for group in _calls(chunk_schedule(length, sample_rate, segment, overlap), chunks_per_call):
+            pieces = torch.cat([mix[:, :, chunk.start : chunk.stop] for chunk in group])
+            with torch.autocast(
+                mix.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
+            ):
+                if isinstance(model, ConvTasNetStereo):
+                    outs = model.infer(pieces, workspace)
+                else:
+                    outs = model(pieces)
             n_sources = None if separated is None else separated.shape[1]
-            _check_chunk_output(out, piece, n_sources)
+            _check_chunk_output(outs, pieces, n_sources)
             if separated is None:
-                separated = torch.zeros(batch, out.shape[1], channels, length, device=mix.device)
-            out = out.to(device=mix.device, dtype=torch.float32)
-            if out.untyped_storage().data_ptr() == mix.untyped_storage().data_ptr():
-                out = out.clone()  # the model returned a view of its input: fade a copy
-            _apply_fades(out, chunk.fade_in, chunk.fade_out)
-            separated[..., chunk.start : chunk.stop] += out
+                separated = torch.zeros(batch, outs.shape[1], channels, length, device=mix.device)
+            outs = outs.to(device=mix.device, dtype=torch.float32)
+            if outs.untyped_storage().data_ptr() == mix.untyped_storage().data_ptr():
+                outs = outs.clone()  # the model returned a view of its input: fade a copy
+            for chunk, out in zip(group, outs.split(batch), strict=True):
+                _apply_fades(out, chunk.fade_in, chunk.fade_out)
+                separated[..., chunk.start : chunk.stop] += out
     if separated is None:
         raise ValueError(
             f"a mix of {length} samples is not longer than the {overlap} s cross-fade at "
             f"{sample_rate} Hz, so the model never ran and the number of sources is unknown"
         )
     return separated
+
+
+def _calls(chunks: list[Chunk], chunks_per_call: int) -> list[list[Chunk]]:
+    """``chunks`` in order, grouped into runs of at most ``chunks_per_call`` of one length."""
+    calls: list[list[Chunk]] = []
+    for chunk in chunks:
+        last = calls[-1] if calls else None
+        if last and len(last) < chunks_per_call and last[0].stop - last[0].start == (
+            chunk.stop - chunk.start
+        ):
+            last.append(chunk)
+        else:
+            calls.append([chunk])
+    return calls
 
 
 def separate_sources(
@@ -171,6 +205,8 @@ def separate_sources(
     overlap: float = 0.1,
     number_sources: int = 2,
     device: torch.device | str | None = None,
+    chunks_per_call: int = 1,
+    precision: str = "float32",
 ) -> np.ndarray | torch.Tensor:
     """Separate a long mixture chunk by chunk with linear cross-fades (official schedule).
 
@@ -188,6 +224,8 @@ def separate_sources(
         number_sources: sources the model returns.
         device: where to compute; default ``mix.device`` for a tensor, the model's device for
             an array. "cuda" raises ``ValueError`` when CUDA is unavailable.
+        chunks_per_call, precision: as in :func:`separate_in_chunks` (the official loop: 1,
+            "float32").
 
     Returns:
         (batch, number_sources, channels, samples) float32: a ``torch.Tensor`` on ``device``
@@ -202,8 +240,9 @@ def separate_sources(
             f"number_sources={number_sources} but the model separates {n_model_sources} sources"
         )
     separated = separate_in_chunks(
-        model, as_mixture_batch(mix, device), sample_rate, segment, overlap, number_sources
-    )
+        model, as_mixture_batch(mix, device), sample_rate, segment, overlap, number_sources,
+        chunks_per_call, precision,
+    )  # fmt: skip
     return separated.cpu().numpy() if as_numpy else separated
 
 
@@ -257,6 +296,8 @@ def separate_instruments(
     segment: float = 6.0,
     overlap: float = 0.1,
     device: torch.device | str | None = None,
+    chunks_per_call: int = 1,
+    precision: str = "float32",
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Run each distinct instrument's model once on a (channels, samples) mixture.
 
@@ -266,7 +307,7 @@ def separate_instruments(
         sample_rate: Hz.
         instruments: the instruments of the scene, repeats allowed (e.g. two violins); each
             distinct name is separated once.
-        segment, overlap, device: as in :func:`separate_sources`.
+        segment, overlap, device, chunks_per_call, precision: as in :func:`separate_sources`.
 
     Returns:
         instrument -> (target (channels, samples), accompaniment (channels, samples)) float32.
@@ -287,6 +328,8 @@ def separate_instruments(
             overlap=overlap,
             number_sources=2,
             device=device,
+            chunks_per_call=chunks_per_call,
+            precision=precision,
         )
         estimates[instrument] = (sources[0, 0], sources[0, 1])
     return estimates

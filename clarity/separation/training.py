@@ -13,23 +13,24 @@ The best model is exported in the published format to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
-import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 from clarity.separation.checkpoints import checkpoint_name
 from clarity.separation.convtasnet import ConvTasNetConfig, ConvTasNetStereo
 from clarity.separation.dataset import RebalanceMusicDataset
-from clarity.separation.inference import resolve_device
+from clarity.separation.distributed import ProcessGroup, join_process_group
+from clarity.separation.inference import AUTOCAST_DTYPES
 from clarity.utils.flac_encoder import write_atomically
 from clarity.utils.json_files import read_json_object
 
@@ -56,7 +57,10 @@ class TrainingConfig:
     causality; 2 sources and 2 audio channels). Optimisation: ``epochs``, ``batch_size``,
     ``aggregate`` (batches per optimiser step), ``lr``, ``half_lr``, ``early_stop``,
     ``num_workers``, ``max_minutes`` (None: no budget), ``device`` (None: CUDA when available),
-    ``seed``.
+    ``precision`` ("float32", or autocast to "bfloat16" or "float16", the latter on CUDA with
+    gradient scaling), ``init_from`` (a checkpoint folder, e.g. a published model, whose weights
+    start a run with no saved state, as its best so far, "epoch 0": fine-tuning), ``seed``.
+    Under ``torchrun``, ``batch_size`` is the global batch.
 
     ``<exp_dir>/train_config.json`` holds these options flat, the model's fields beside the
     others plus ``sample_rate`` (:meth:`to_json`); :meth:`from_flat` reads it back, also in the
@@ -78,10 +82,13 @@ class TrainingConfig:
     num_workers: int = 4
     max_minutes: float | None = None
     device: str | None = None
+    precision: str = "float32"
+    init_from: Path | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
         self.exp_dir, self.root = Path(self.exp_dir), Path(self.root)
+        self.init_from = None if self.init_from in (None, "") else Path(self.init_from)
         if self.model.C != 2:
             raise ValueError(
                 f"n_src must be 2 (model C=2: target and accompaniment), got {self.model.C}"
@@ -94,6 +101,10 @@ class TrainingConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0 or self.segment <= 0 or self.num_workers < 0:
             raise ValueError("lr and segment must be > 0 and num_workers >= 0")
+        if self.precision not in AUTOCAST_DTYPES:
+            raise ValueError(
+                f"precision must be one of {sorted(AUTOCAST_DTYPES)}, got {self.precision!r}"
+            )
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError(f"max_minutes must be > 0 or None, got {self.max_minutes}")
 
@@ -128,6 +139,7 @@ class TrainingConfig:
     def to_json(self) -> dict:
         values = {k: v for k, v in asdict(self).items() if k != "model"}
         values["exp_dir"], values["root"] = str(self.exp_dir), str(self.root)
+        values["init_from"] = None if self.init_from is None else str(self.init_from)
         return {**values, "sample_rate": self.sample_rate, **asdict(self.model)}
 
 
@@ -162,30 +174,49 @@ def _save_torch(obj: object, path: Path) -> None:
 
 
 def train(config: TrainingConfig, progress: bool = True) -> TrainingResult:
-    """Train (or resume) and export the best model; returns the outcome and loss history."""
-    started = time.monotonic()
-    device = resolve_device(config.device, default="cuda" if torch.cuda.is_available() else "cpu")
-    checkpoint_dir = config.exp_dir / "checkpoints"
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    _check_or_write_config(config)
+    """Train (or resume) and export the best model; returns the outcome and loss history.
 
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    torch.manual_seed(config.seed)
+    Under ``torchrun`` every process runs this with the same ``config``: the model is wrapped in
+    ``DistributedDataParallel``, ``batch_size`` is the global batch (``batch_size / world_size``
+    items per process and step, drawn by a ``DistributedSampler`` from the permutation a single
+    process would use, so the loss curve is that of one process), the validation songs are
+    shared out and their losses summed, and only rank 0 writes checkpoints and the export. The
+    saved state does not depend on the number of processes: a run resumes with any number.
+    """
+    started = time.monotonic()
+    group = join_process_group(config.device)
+    device = group.device(config.device)
+    if config.batch_size % group.world_size:
+        raise ValueError(
+            f"batch_size={config.batch_size} (the global batch) must be a multiple of the "
+            f"{group.world_size} processes"
+        )
+    if config.precision == "float16" and device.type != "cuda":
+        raise ValueError(f"precision float16 needs a CUDA device, got {device}")
+    checkpoint_dir = config.exp_dir / "checkpoints"
+    _check_or_write_config(config, write=group.is_main)
+    group.barrier()
+
+    torch.manual_seed(config.seed)  # the same initial weights in every process
     train_set = RebalanceMusicDataset(
         config.root, "train", config.target, config.sample_rate, config.segment,
-        config.samples_per_track,
+        config.samples_per_track, seed=config.seed,
     )  # fmt: skip
     valid_set = RebalanceMusicDataset(config.root, "valid", config.target, config.sample_rate)
     if len(train_set) < config.batch_size:
         raise ValueError(
             f"batch_size={config.batch_size} exceeds the {len(train_set)} training items"
         )
-    train_loader = DataLoader(
-        train_set, batch_size=config.batch_size, shuffle=True, drop_last=True,
-        num_workers=config.num_workers,
+    sampler = DistributedSampler(
+        train_set, num_replicas=group.world_size, rank=group.rank, shuffle=True,
+        seed=config.seed, drop_last=True,
     )  # fmt: skip
-    valid_loader = DataLoader(valid_set, batch_size=1, num_workers=config.num_workers)
+    train_loader = DataLoader(
+        train_set, batch_size=config.batch_size // group.world_size, sampler=sampler,
+        drop_last=True, num_workers=config.num_workers,
+    )  # fmt: skip
+    valid_share = Subset(valid_set, range(group.rank, len(valid_set), group.world_size))
+    valid_loader = DataLoader(valid_share, batch_size=1, num_workers=config.num_workers)
 
     model = ConvTasNetStereo(config.model).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -196,11 +227,23 @@ def train(config: TrainingConfig, progress: bool = True) -> TrainingResult:
         if config.half_lr
         else None
     )
+    scaler = torch.amp.GradScaler(device.type, enabled=config.precision == "float16")
     state = TrainingState()
     state_path = checkpoint_dir / STATE_FILE
     if state_path.is_file():
-        state = _restore(state_path, model, optimizer, scheduler, device)
-        logger.info("Resuming %s after epoch %d", config.exp_dir, state.epoch)
+        state = _restore(state_path, model, optimizer, scheduler, scaler, device)
+        if group.is_main:
+            logger.info("Resuming %s after epoch %d", config.exp_dir, state.epoch)
+    elif config.init_from is not None:  # the starting weights are the best so far (epoch 0)
+        _start_from(model, config.init_from)
+        state.best_loss = evaluate_loss(model, valid_loader, device, group)
+        if group.is_main:
+            _save_torch(model.state_dict(), checkpoint_dir / BEST_FILE)
+    network = model
+    if group.distributed:
+        network = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
     stopped_because = "epochs"
     first_epoch = state.epoch  # every call trains at least one (possibly partial) epoch
@@ -211,49 +254,54 @@ def train(config: TrainingConfig, progress: bool = True) -> TrainingResult:
         deadline = None
         if config.max_minutes is not None:
             deadline = started + 60.0 * config.max_minutes
-            if time.monotonic() >= deadline and state.epoch > first_epoch:
+            if group.any(time.monotonic() >= deadline) and state.epoch > first_epoch:
                 stopped_because = "time_budget"
                 break
-        torch.manual_seed(config.seed + state.epoch)  # reproducible after a resume
+        epoch_began = time.monotonic()
+        sampler.set_epoch(state.epoch)
+        train_set.set_epoch(state.epoch)
         train_loss, out_of_time = _train_epoch(
-            model, train_loader, optimizer, config.aggregate, device, deadline,
-            desc=f"epoch {state.epoch + 1}/{config.epochs}", progress=progress,
+            network, train_loader, optimizer, scaler, config, device, deadline, group,
+            desc=f"epoch {state.epoch + 1}/{config.epochs}", progress=progress and group.is_main,
         )  # fmt: skip
-        val_loss = evaluate_loss(model, valid_loader, device)
+        val_loss = evaluate_loss(model, valid_loader, device, group)
         if scheduler is not None:
             scheduler.step(val_loss)
         state.epoch += 1
         state.history.append(
             {"epoch": state.epoch, "train_loss": train_loss, "val_loss": val_loss,
-             "lr": optimizer.param_groups[0]["lr"]}
+             "lr": optimizer.param_groups[0]["lr"],
+             "seconds": round(time.monotonic() - epoch_began, 3),
+             "processes": group.world_size, "device": device.type}
         )  # fmt: skip
-        if val_loss < state.best_loss:
+        improved = val_loss < state.best_loss
+        if improved:
             state.best_loss, state.best_epoch = val_loss, state.epoch
             state.epochs_without_improvement = 0
-            _save_torch(model.state_dict(), checkpoint_dir / BEST_FILE)
         else:
             state.epochs_without_improvement += 1
-        _save_torch(
-            {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "scheduler": None if scheduler is None else scheduler.state_dict(),
-             "state": asdict(state)},
-            state_path,
-        )  # fmt: skip
-        logger.info(
-            "epoch %d: train %.5f valid %.5f (best %.5f at %d)",
-            state.epoch, train_loss, val_loss, state.best_loss, state.best_epoch,
-        )  # fmt: skip
+        if group.is_main:
+            _save_checkpoints(model, optimizer, scheduler, scaler, state, checkpoint_dir, improved)
+            logger.info(
+                "epoch %d: train %.5f valid %.5f (best %.5f at %d)",
+                state.epoch, train_loss, val_loss, state.best_loss, state.best_epoch,
+            )  # fmt: skip
+        group.barrier()
         if out_of_time:
             stopped_because = "time_budget"
             break
-    export_dir = export_best(config, model, checkpoint_dir / BEST_FILE)
+    export_dir = config.export_dir()
+    if group.is_main:
+        export_best(config, model, checkpoint_dir / BEST_FILE)
+    group.barrier()
     return TrainingResult(
         state.best_loss, state.best_epoch, state.epoch, stopped_because, export_dir, state.history
     )
 
 
-def _check_or_write_config(config: TrainingConfig) -> None:
-    """Write ``<exp_dir>/train_config.json``; on resume the target and model must be the same."""
+def _check_or_write_config(config: TrainingConfig, write: bool) -> None:
+    """Check that a run resumed in ``exp_dir`` has the same target and model; if ``write``,
+    create the checkpoint folder and (re)write ``<exp_dir>/train_config.json``."""
     path = config.exp_dir / "train_config.json"
     if path.is_file() and (config.exp_dir / "checkpoints" / STATE_FILE).is_file():
         previous = TrainingConfig.from_flat(
@@ -265,52 +313,101 @@ def _check_or_write_config(config: TrainingConfig) -> None:
             raise ValueError(
                 f"{path}: cannot resume with changed model options {changed}; use a new exp_dir"
             )
-    text = json.dumps(config.to_json(), indent=2) + "\n"
-    write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
+    if write:
+        (config.exp_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        text = json.dumps(config.to_json(), indent=2) + "\n"
+        write_atomically(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))
 
 
-def _restore(path, model, optimizer, scheduler, device) -> TrainingState:
+def _save_checkpoints(model, optimizer, scheduler, scaler, state, checkpoint_dir, improved):
+    """``best.pt`` (the weights, when ``improved``) then ``last.pt`` (all the training state)."""
+    if improved:
+        _save_torch(model.state_dict(), checkpoint_dir / BEST_FILE)
+    _save_torch(
+        {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+         "scheduler": None if scheduler is None else scheduler.state_dict(),
+         "scaler": scaler.state_dict(), "state": asdict(state)},
+        checkpoint_dir / STATE_FILE,
+    )  # fmt: skip
+
+
+def _start_from(model: ConvTasNetStereo, folder: Path) -> None:
+    """Load the weights of the checkpoint ``folder`` into ``model``; the configs must agree."""
+    start = ConvTasNetStereo.from_pretrained(folder)
+    if start.config != model.config:
+        changed = [k for k, v in asdict(model.config).items() if getattr(start.config, k) != v]
+        raise ValueError(f"init_from {folder}: its model differs in {changed} from this run's")
+    model.load_state_dict(start.state_dict())
+
+
+def _restore(path, model, optimizer, scheduler, scaler, device) -> TrainingState:
     saved = torch.load(path, map_location=device, weights_only=False)
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     if scheduler is not None and saved["scheduler"] is not None:
         scheduler.load_state_dict(saved["scheduler"])
+    if saved.get("scaler"):
+        scaler.load_state_dict(saved["scaler"])
     return TrainingState(**saved["state"])
 
 
-def _train_epoch(model, loader, optimizer, aggregate, device, deadline, desc, progress):
-    """One pass over ``loader``; stops early (returning True) once ``deadline`` has passed."""
-    model.train()
+def _train_epoch(network, loader, optimizer, scaler, config, device, deadline, group, desc,
+                 progress):  # fmt: skip
+    """One pass over this process's share of the epoch; the mean loss over all processes.
+
+    Stops early (returning True with the loss) once ``deadline`` has passed on any process.
+    Under DDP the gradients are averaged over the processes on the step that ends an
+    accumulation of ``config.aggregate`` batches (``no_sync`` on the others).
+    """
+    network.train()
     optimizer.zero_grad(set_to_none=True)
+    autocast_dtype = AUTOCAST_DTYPES[config.precision]
     total, count, pending, out_of_time = 0.0, 0, 0, False
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
     for mixture, sources in bar:
         mixture, sources = mixture.to(device), sources.to(device)
-        loss = separation_loss(model(mixture), sources)
-        (loss / aggregate).backward()
+        syncing = not group.distributed or pending + 1 == config.aggregate
+        with (
+            contextlib.nullcontext() if syncing else network.no_sync(),
+            torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None),
+        ):
+            loss = separation_loss(network(mixture).float(), sources)
+        scaler.scale(loss / config.aggregate).backward()
         pending += 1
-        if pending == aggregate:
-            _optimiser_step(model, optimizer)
+        if pending == config.aggregate:
+            _optimiser_step(network, optimizer, scaler)
             pending = 0
         total, count = total + loss.item(), count + 1
         bar.set_postfix(loss=f"{total / count:.4f}")
-        if deadline is not None and time.monotonic() >= deadline:
+        if deadline is not None and group.any(time.monotonic() >= deadline):
             out_of_time = True
             break
     if pending:
-        _optimiser_step(model, optimizer)
+        _optimiser_step(network, optimizer, scaler)
     bar.close()
+    total, count = group.sum([total, count])
     return total / max(count, 1), out_of_time
 
 
-def _optimiser_step(model, optimizer) -> None:
-    torch.nn.utils.clip_grad_norm_(model.parameters(), GRADIENT_CLIP_NORM)
-    optimizer.step()
+def _optimiser_step(network, optimizer, scaler) -> None:
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(network.parameters(), GRADIENT_CLIP_NORM)
+    scaler.step(optimizer)
+    scaler.update()
     optimizer.zero_grad(set_to_none=True)
 
 
-def evaluate_loss(model: ConvTasNetStereo, loader: DataLoader, device: torch.device) -> float:
-    """Mean L1 loss over ``loader`` (whole validation songs), without gradients."""
+def evaluate_loss(
+    model: ConvTasNetStereo,
+    loader: DataLoader,
+    device: torch.device,
+    group: ProcessGroup | None = None,
+) -> float:
+    """Mean L1 loss over whole validation songs, without gradients, in float32.
+
+    ``loader`` holds this process's share of the songs; the mean is over the songs of all
+    processes of ``group`` (default: this process alone).
+    """
     model.eval()
     total, count = 0.0, 0
     with torch.inference_mode():
@@ -318,6 +415,7 @@ def evaluate_loss(model: ConvTasNetStereo, loader: DataLoader, device: torch.dev
             estimates = model.infer(mixture.to(device))
             total += separation_loss(estimates, sources.to(device)).item()
             count += 1
+    total, count = (group or ProcessGroup()).sum([total, count])
     return total / max(count, 1)
 
 

@@ -1,4 +1,4 @@
-"""The machine a benchmark ran on, in words: CPU model and widest SIMD level."""
+"""The machine a benchmark or a training run ran on, in words: CPU model and widest SIMD level."""
 
 from __future__ import annotations
 
