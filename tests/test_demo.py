@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from clarity.demo.listeners import (
     severity,
     standard_audiogram,
 )
-from clarity.demo.render import RENDERING_VERSION, render_voice
+from clarity.demo.render import RENDERING_VERSION, SOUNDFONT, render_voice
 from clarity.demo.scenes import draw_gains
 from clarity.demo.songs import plan_songs
 from clarity.separation.checkpoints import INSTRUMENTS
@@ -95,6 +96,19 @@ def test_another_seed_in_the_same_root_renders_again(tmp_path):
         "seed": 3,
         "rendering": RENDERING_VERSION,
     }
+
+
+def test_another_soundfont_is_recorded_and_renders_again(tmp_path):
+    root = tmp_path / "cad2"
+    make_dataset(root, "tiny", seed=0, log=lambda line: None)
+    other = tmp_path / "Other_GM.sf2"
+    shutil.copyfile(SOUNDFONT, other)  # the same samples under another name
+    summary = make_dataset(root, "tiny", seed=0, log=lambda line: None, soundfont=other)
+    assert summary.rendered == len(plan_songs("tiny"))
+    assert json.loads((root / "demo_dataset.json").read_text())["soundfont"] == "Other_GM.sf2"
+    with pytest.raises(ValueError, match=r"soundfont .*missing\.sf2: no such file"):
+        render_voice(np.array([[0.0, 0.5, 60, 90]]), "Flute", 1.0,
+                     soundfont=tmp_path / "missing.sf2")  # fmt: skip
 
 
 def test_audio_of_an_older_renderer_is_rendered_again(tmp_path):

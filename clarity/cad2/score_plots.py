@@ -21,9 +21,9 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from clarity.cad2.scores import SCORES_COLUMNS
 from clarity.utils.flac_encoder import write_atomically
 
-SCORES_COLUMNS = ("scene", "song", "listener", "left_haaqi", "right_haaqi", "avg_haaqi")
 SEVERITY_ORDER = ("no loss", "mild", "moderate", "moderately severe", "severe", "profound")
 BOUND_STYLES = {  # bound name -> (colour, line style, label)
     "passthrough": ("0.35", "--", "passthrough (no separation)"),

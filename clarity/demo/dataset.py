@@ -33,7 +33,7 @@ import soundfile as sf
 
 from clarity.demo.listeners import compressor_params, make_listeners
 from clarity.demo.mixing import place_source, room_response, set_level
-from clarity.demo.render import RENDERING_VERSION, fit_to_range, render_voice
+from clarity.demo.render import RENDERING_VERSION, SOUNDFONT, fit_to_range, render_voice
 from clarity.demo.scenes import make_scenes
 from clarity.demo.scores import choose_start, excerpt, humanise, load_score
 from clarity.demo.songs import Size, SongPlan, plan_songs
@@ -77,7 +77,7 @@ def song_rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(name.encode("utf-8"))]))
 
 
-def render_song(plan: SongPlan, seed: int) -> dict[str, np.ndarray]:
+def render_song(plan: SongPlan, seed: int, soundfont: Path = SOUNDFONT) -> dict[str, np.ndarray]:
     """Render a planned song: its stems, as 16-bit integers ``(samples, 2)``, by source label.
 
     Steps: pick a bar-aligned excerpt where every voice plays; move each voice by octaves into its
@@ -98,7 +98,7 @@ def render_song(plan: SongPlan, seed: int) -> dict[str, np.ndarray]:
         notes = humanise(
             fit_to_range(excerpt(score.voices[voice], start, plan.duration), instrument), rng
         )
-        mono = render_voice(notes, instrument, plan.duration, SAMPLE_RATE)
+        mono = render_voice(notes, instrument, plan.duration, SAMPLE_RATE, soundfont)
         jitter = float(np.clip(position + rng.normal(0.0, 0.08), -1.0, 1.0))
         stem = place_source(mono, jitter, room, wet_db)
         stems[label] = set_level(stem, rng.uniform(-STEM_LEVEL_SPREAD_DB, STEM_LEVEL_SPREAD_DB))
@@ -181,7 +181,9 @@ def write_flac(path: Path, signal: np.ndarray) -> None:
     )
 
 
-def write_song(plan: SongPlan, audio_dir: Path, seed: int, force: bool = False) -> bool:
+def write_song(
+    plan: SongPlan, audio_dir: Path, seed: int, force: bool = False, soundfont: Path = SOUNDFONT
+) -> bool:
     """Render and write a song's stems and mixture unless they all exist (or ``force``).
 
     Returns:
@@ -191,7 +193,7 @@ def write_song(plan: SongPlan, audio_dir: Path, seed: int, force: bool = False) 
     paths = {label: audio_dir / track for label, track in song_files(plan).items()}
     if not force and all(_has_audio(path, frames) for path in paths.values()):
         return False
-    stems = render_song(plan, seed)
+    stems = render_song(plan, seed, soundfont)
     for label, stem in stems.items():
         write_flac(paths[label], stem)
     write_flac(paths["Mixture"], mixture_of(stems))
@@ -207,29 +209,38 @@ def write_json(path: Path, data: object) -> None:
 
 
 def make_dataset(
-    root: str | Path, size: Size = "small", seed: int = 0, log: Callable[[str], None] = print
+    root: str | Path,
+    size: Size = "small",
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+    soundfont: str | Path = SOUNDFONT,
 ) -> DatasetSummary:
     """Build (or complete) the demo dataset under ``root``.
 
     Args:
         root: dataset root; ``audio/`` and ``metadata/`` are created in it.
-        size: "small" (12 training songs of 24 s, 4 validation songs of 10 s) or "tiny" (3 of 6 s,
+        size: "small" (12 training songs of 24 s, 5 validation songs of 10 s) or "tiny" (3 of 6 s,
             2 of 4 s).
         seed: dataset seed; the same seed always gives the same audio and metadata.
         log: receives one line per song.
+        soundfont: General MIDI SF2 the instruments are played from (default: ``TimGM6mb.sf2``,
+            the one the shipped models were trained on); ``demo_dataset.json`` names another.
     """
     began = time.perf_counter()
     root = Path(root)
     audio_dir, metadata_dir = root / "audio", root / "metadata"
     plans = plan_songs(size)
     marker = root / MARKER_FILE
+    soundfont = Path(soundfont)
     wanted = {"size": size, "seed": seed, "rendering": RENDERING_VERSION}
-    # audio rendered with another seed, size or renderer under this root is not reused
+    if soundfont != SOUNDFONT:
+        wanted["soundfont"] = soundfont.name
+    # audio rendered with another seed, size, renderer or soundfont under this root is not reused
     force = marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) != wanted
     rendered = kept = 0
     for plan in plans:
         song_began = time.perf_counter()
-        if write_song(plan, audio_dir, seed, force):
+        if write_song(plan, audio_dir, seed, force, soundfont):
             rendered += 1
             log(
                 f"rendered {plan.split}/{plan.name} ({plan.orchestration}, {plan.duration:.0f} s) "

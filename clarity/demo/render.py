@@ -91,7 +91,11 @@ def fit_to_range(voice: np.ndarray, instrument: str) -> np.ndarray:
 
 
 def render_voice(
-    voice: np.ndarray, instrument: str, duration: float, sample_rate: int = 44100
+    voice: np.ndarray,
+    instrument: str,
+    duration: float,
+    sample_rate: int = 44100,
+    soundfont: Path = SOUNDFONT,
 ) -> np.ndarray:
     """Play note events on a General MIDI instrument (the viola as a scaled violin).
 
@@ -100,6 +104,8 @@ def render_voice(
         instrument: CAD2 instrument name (key of ``GM_PROGRAM``).
         duration: length of the output in s; sound past it is cut.
         sample_rate: output sample rate in Hz.
+        soundfont: General MIDI SF2 file (default ``TimGM6mb.sf2``; another one, e.g. Debian's
+            ``FluidR3_GM.sf2``, shows how the models do on other instrument samples).
 
     Returns:
         Mono signal, shape ``(samples,)``, float32, full scale 1.0.
@@ -112,22 +118,26 @@ def render_voice(
     if duration <= 0:
         raise ValueError(f"duration: expected > 0 s, got {duration}")
     if instrument != "Viola":
-        return _play(voice, GM_PROGRAM[instrument], duration, sample_rate)
+        return _play(voice, GM_PROGRAM[instrument], duration, sample_rate, soundfont)
     scale = VIOLA_BODY_SCALE
     faster = voice.copy()
     faster[:, [ONSET, DURATION]] /= float(scale)
     faster[:, PITCH] += VIOLA_SEMITONES
-    played = _play(faster, GM_PROGRAM["Violin"], duration / float(scale), sample_rate)
+    played = _play(faster, GM_PROGRAM["Violin"], duration / float(scale), sample_rate, soundfont)
     slowed = resample_poly(played, scale.numerator, scale.denominator)
     total = round(duration * sample_rate)
     return np.pad(slowed[:total], (0, max(0, total - slowed.size))).astype(np.float32)
 
 
-def _play(voice: np.ndarray, program: int, duration: float, sample_rate: int) -> np.ndarray:
+def _play(
+    voice: np.ndarray, program: int, duration: float, sample_rate: int, soundfont: Path
+) -> np.ndarray:
     """``voice`` played on GM ``program`` by TinySoundFont: mono ``(samples,)`` float32."""
+    if not Path(soundfont).is_file():
+        raise ValueError(f"soundfont {soundfont}: no such file (expected a General MIDI .sf2)")
     synth = tinysoundfont.Synth(samplerate=sample_rate)
-    soundfont = synth.sfload(str(SOUNDFONT))
-    synth.program_select(0, soundfont, 0, program)
+    font = synth.sfload(str(soundfont))
+    synth.program_select(0, font, 0, program)
 
     on = np.column_stack(
         [voice[:, ONSET], np.ones(len(voice)), voice[:, PITCH], voice[:, VELOCITY]]
