@@ -15,6 +15,7 @@ from clarity.demo.models import (
     MANIFEST_FILE,
     DemoTraining,
     check_shipped_models,
+    evaluate_demo_models,
     read_manifest,
     train_demo_models,
 )
@@ -66,18 +67,21 @@ def test_demo_training_rounds_reuse_and_continue_from_shipped_weights(
     torch.set_num_threads(1)
     models = tmp_path / "models"
     lines: list[str] = []
-    first = train_demo_models(tiny_dataset, models, "tiny", instruments=["Cello", "Violin"],
-                              minutes=None, log=lines.append)  # fmt: skip
-    assert first.complete and first.trained == ["Cello", "Violin"]
-    assert len(lines) == 4  # two rounds of one epoch each, per instrument
+    trio = ["Cello", "Viola", "Violin"]  # the instruments of the tiny validation split
+    first = train_demo_models(tiny_dataset, models, "tiny", instruments=trio, minutes=None,
+                              log=lines.append)  # fmt: skip
+    assert first.complete and first.trained == trio
+    assert len(lines) == 6  # two rounds of one epoch each, per instrument
+    assert evaluate_demo_models(tiny_dataset, models) == {
+        instrument: first.manifest[instrument]["valid_target_si_sdr"] for instrument in trio
+    }
     record = first.manifest["Violin"]
     assert record["epochs"] == record["target_epochs"] == 2
     assert record["rendering"] == RENDERING_VERSION
     assert record["valid_target_si_sdr"]  # the validation songs with a violin, scored
     assert json.loads((models / MANIFEST_FILE).read_text()) == first.manifest
 
-    again = train_demo_models(tiny_dataset, models, "tiny", instruments=["Cello", "Violin"],
-                              log=lines.append)  # fmt: skip
+    again = train_demo_models(tiny_dataset, models, "tiny", instruments=trio, log=lines.append)
     assert again.trained == [] and again.complete
 
     # another machine: the exported models and manifest, no training state; more epochs wanted

@@ -47,7 +47,7 @@ def separator_identity(config: DictConfig) -> dict[str, Any]:
         identity["checkpoint_dir"] = (
             None if checkpoint_dir is None else str(Path(checkpoint_dir).expanduser().resolve())
         )
-        precision = str(config.separator.separation.get("precision", "float32"))
+        precision = str(OmegaConf.select(config, "separator.separation.precision") or "float32")
         if precision != "float32":
             identity["precision"] = precision
     return identity

@@ -334,8 +334,22 @@ def _train_one(root, models_dir, exp_dir, instrument, options, wanted, record, e
     }  # fmt: skip
 
 
+def evaluate_demo_models(root: str | Path, models_dir: str | Path) -> dict[str, dict[str, float]]:
+    """Target SI-SDR (dB) of each model of ``models_dir`` on the validation songs of ``root``
+    (e.g. the demo rendered with another soundfont): instrument -> song -> dB."""
+    models_dir = Path(models_dir)
+    scores = {}
+    for instrument in validation_instruments(root):
+        folder = models_dir / checkpoint_name(instrument, CAUSALITY)
+        scores[instrument] = validation_si_sdr(
+            ConvTasNetStereo.from_pretrained(folder), Path(root), instrument
+        )
+    return scores
+
+
 def main(argv: list[str] | None = None) -> None:
-    """``make demo-models``: render the demo data if needed and train the shipped models."""
+    """``make demo-models``: render the demo data if needed and train the shipped models;
+    with ``--evaluate``, print the models' validation SI-SDR on ``--root`` instead."""
     from clarity.demo.dataset import make_dataset
 
     parser = argparse.ArgumentParser(description="Train the demo's separation models.")
@@ -352,9 +366,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--instruments", nargs="+", choices=INSTRUMENTS, default=None,
                         help="train only these (default: all of the recipe)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--evaluate", action="store_true",
+                        help="train nothing: print the models' median target SI-SDR on "
+                        "the validation songs of --root (any soundfont)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if args.evaluate:
+        for instrument, songs in evaluate_demo_models(args.root, args.models_dir).items():
+            print(f"{instrument:9s} median target SI-SDR {np.median(list(songs.values())):6.2f} dB"
+                  f" over {len(songs)} songs: {songs}")  # fmt: skip
+        return
     make_dataset(args.root, DATASET_SIZE[args.recipe], args.seed)
     outcome = train_demo_models(
         args.root, args.models_dir, args.recipe, args.seed, args.training_dir, args.minutes,
