@@ -170,8 +170,11 @@ def separate_in_chunks(
             if separated is None:
                 separated = torch.zeros(batch, outs.shape[1], channels, length, device=mix.device)
             outs = outs.to(device=mix.device, dtype=torch.float32)
-            if outs.untyped_storage().data_ptr() == mix.untyped_storage().data_ptr():
-                outs = outs.clone()  # the model returned a view of its input: fade a copy
+            shares_input = outs.untyped_storage().data_ptr() in (
+                mix.untyped_storage().data_ptr(), pieces.untyped_storage().data_ptr()
+            )
+            if shares_input or not outs.is_contiguous():
+                outs = outs.clone()  # a view of the input (or a broadcast): fade a copy
             for chunk, out in zip(group, outs.split(batch), strict=True):
                 _apply_fades(out, chunk.fade_in, chunk.fade_out)
                 separated[..., chunk.start : chunk.stop] += out
