@@ -47,6 +47,7 @@ import torch
 
 from clarity.cad2.metadata import load_music
 from clarity.demo import SHIPPED_MODELS
+from clarity.demo.dataset import MARKER_FILE, make_dataset
 from clarity.demo.render import RENDERING_VERSION
 from clarity.separation.checkpoints import INSTRUMENTS, checkpoint_name
 from clarity.separation.convtasnet import (
@@ -148,6 +149,11 @@ def validation_si_sdr(model: ConvTasNetStereo, root: Path, instrument: str) -> d
     return {row["song"]: round(row["target_si_sdr"], 2) for row in rows}
 
 
+def _dataset_marker(root: str | Path) -> dict:
+    """``<root>/demo_dataset.json``: the size, seed and rendering version of the demo audio."""
+    return read_json_object(Path(root) / MARKER_FILE, "demo dataset marker")
+
+
 def check_shipped_models(root: str | Path, models_dir: str | Path = SHIPPED_MODELS) -> Path:
     """The shipped models' folder, once checked against the demo dataset under ``root``.
 
@@ -163,7 +169,7 @@ def check_shipped_models(root: str | Path, models_dir: str | Path = SHIPPED_MODE
             f"{models_dir / MANIFEST_FILE} is missing: no shipped demo models; run "
             "`make demo-models` or `make demo DEMO_ARGS=--train`"
         )
-    dataset = read_json_object(Path(root) / "demo_dataset.json", "demo dataset marker")
+    dataset = _dataset_marker(root)
     versions = {record["rendering"] for record in manifest.values()}
     if versions != {dataset["rendering"]} or dataset["rendering"] != RENDERING_VERSION:
         raise ValueError(
@@ -234,10 +240,10 @@ def train_demo_models(
     options = DEMO_TRAINING[recipe]
     root, models_dir = Path(root), Path(models_dir)
     training_dir = models_dir / TRAINING_FOLDER if training_dir is None else Path(training_dir)
-    dataset = read_json_object(root / "demo_dataset.json", "demo dataset marker")
+    dataset = _dataset_marker(root)
     if dataset.get("size") != DATASET_SIZE[recipe]:
         raise ValueError(
-            f"{root}/demo_dataset.json: recipe {recipe!r} trains on the "
+            f"{root / MARKER_FILE}: recipe {recipe!r} trains on the "
             f"{DATASET_SIZE[recipe]!r} dataset, found size {dataset.get('size')!r}"
         )
     manifest = read_manifest(models_dir)
@@ -314,11 +320,12 @@ def _train_one(root, models_dir, exp_dir, instrument, options, wanted, record, e
     model = ConvTasNetStereo.from_pretrained(result.export_dir)
     model.save_pretrained(folder)
     scores = validation_si_sdr(model, root, instrument)
+    median = round(float(np.median(list(scores.values()))), 2)
     seconds = carried["seconds"] + sum(entry["seconds"] for entry in result.history)
     epochs_total = carried["epochs"] + result.epochs_completed
     log(
         f"{folder.name}: {epochs_total} epochs, {seconds / 60:.1f} min, best validation L1 "
-        f"{result.best_loss:.5f}, median target SI-SDR {np.median(list(scores.values())):.2f} dB"
+        f"{result.best_loss:.5f}, median target SI-SDR {median:.2f} dB"
     )
     devices = sorted({entry["device"] for entry in result.history})
     return {
@@ -329,7 +336,7 @@ def _train_one(root, models_dir, exp_dir, instrument, options, wanted, record, e
         "processes": max(entry["processes"] for entry in result.history),
         "torch_threads": torch.get_num_threads(),
         "valid_target_si_sdr": scores,
-        "valid_target_si_sdr_median": round(float(np.median(list(scores.values()))), 2),
+        "valid_target_si_sdr_median": median,
         "command": command or shlex.join([Path(sys.executable).name, *sys.argv]),
     }  # fmt: skip
 
@@ -350,8 +357,6 @@ def evaluate_demo_models(root: str | Path, models_dir: str | Path) -> dict[str, 
 def main(argv: list[str] | None = None) -> None:
     """``make demo-models``: render the demo data if needed and train the shipped models;
     with ``--evaluate``, print the models' validation SI-SDR on ``--root`` instead."""
-    from clarity.demo.dataset import make_dataset
-
     parser = argparse.ArgumentParser(description="Train the demo's separation models.")
     parser.add_argument("--root", type=Path, default=Path("demo_data/cad2"),
                         help="demo dataset root, rendered if needed (%(default)s)")  # fmt: skip

@@ -31,6 +31,17 @@ from clarity.separation.convtasnet import ConvTasNetStereo, InferenceWorkspace
 AUTOCAST_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of a ``precision`` option (None for "float32").
+
+    Raises:
+        ValueError: ``precision`` is not a key of ``AUTOCAST_DTYPES``.
+    """
+    if precision not in AUTOCAST_DTYPES:
+        raise ValueError(f"precision must be one of {list(AUTOCAST_DTYPES)}, got {precision!r}")
+    return AUTOCAST_DTYPES[precision]
+
+
 @dataclass(frozen=True)
 class Chunk:
     """One model call: samples ``[start, stop)`` and the fade lengths applied to its output."""
@@ -147,9 +158,7 @@ def separate_in_chunks(
     """
     if chunks_per_call < 1:
         raise ValueError(f"chunks_per_call must be >= 1, got {chunks_per_call}")
-    if precision not in AUTOCAST_DTYPES:
-        raise ValueError(f"precision must be one of {list(AUTOCAST_DTYPES)}, got {precision!r}")
-    autocast_dtype = AUTOCAST_DTYPES[precision]
+    dtype = autocast_dtype(precision)
     batch, channels, length = mix.shape
     separated = None
     if number_sources is not None:
@@ -157,10 +166,9 @@ def separate_in_chunks(
     workspace = InferenceWorkspace()
     with torch.inference_mode():
         for group in _calls(chunk_schedule(length, sample_rate, segment, overlap), chunks_per_call):
-            pieces = torch.cat([mix[:, :, chunk.start : chunk.stop] for chunk in group])
-            with torch.autocast(
-                mix.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
-            ):
+            views = [mix[:, :, chunk.start : chunk.stop] for chunk in group]
+            pieces = views[0] if len(views) == 1 else torch.cat(views)  # one chunk: no copy
+            with torch.autocast(mix.device.type, dtype=dtype, enabled=dtype is not None):
                 if isinstance(model, ConvTasNetStereo):
                     outs = model.infer(pieces, workspace)
                 else:

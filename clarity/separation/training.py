@@ -30,7 +30,7 @@ from clarity.separation.checkpoints import checkpoint_name
 from clarity.separation.convtasnet import ConvTasNetConfig, ConvTasNetStereo
 from clarity.separation.dataset import RebalanceMusicDataset
 from clarity.separation.distributed import ProcessGroup, join_process_group
-from clarity.separation.inference import AUTOCAST_DTYPES
+from clarity.separation.inference import autocast_dtype
 from clarity.utils.flac_encoder import write_atomically
 from clarity.utils.json_files import read_json_object
 
@@ -101,10 +101,7 @@ class TrainingConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0 or self.segment <= 0 or self.num_workers < 0:
             raise ValueError("lr and segment must be > 0 and num_workers >= 0")
-        if self.precision not in AUTOCAST_DTYPES:
-            raise ValueError(
-                f"precision must be one of {sorted(AUTOCAST_DTYPES)}, got {self.precision!r}"
-            )
+        autocast_dtype(self.precision)  # raises ValueError for another option
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError(f"max_minutes must be > 0 or None, got {self.max_minutes}")
 
@@ -361,7 +358,7 @@ def _train_epoch(network, loader, optimizer, scaler, config, device, deadline, g
     """
     network.train()
     optimizer.zero_grad(set_to_none=True)
-    autocast_dtype = AUTOCAST_DTYPES[config.precision]
+    dtype = autocast_dtype(config.precision)
     total, count, pending, out_of_time = 0.0, 0, 0, False
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress)
     for mixture, sources in bar:
@@ -369,7 +366,7 @@ def _train_epoch(network, loader, optimizer, scaler, config, device, deadline, g
         syncing = not group.distributed or pending + 1 == config.aggregate
         with (
             contextlib.nullcontext() if syncing else network.no_sync(),
-            torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None),
+            torch.autocast(device.type, dtype=dtype, enabled=dtype is not None),
         ):
             loss = separation_loss(network(mixture).float(), sources)
         scaler.scale(loss / config.aggregate).backward()
