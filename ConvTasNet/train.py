@@ -59,11 +59,14 @@ HELP = {
     "max_minutes": "wall-clock budget in minutes for this call (the run stays resumable)",
     "device": "cpu or cuda (default: cuda when available; under torchrun each process's GPU)",
     "precision": "float32, or autocast to bfloat16 or float16 (CUDA only, gradient scaling)",
+    "coherent_probability": "share of train items cut from one song (its own accompaniment at "
+    "the same offset) instead of mixed at random from several songs (official: 0)",
+    "compile": "run training steps through torch.compile (faster after a compilation)",
     "init_from": "checkpoint folder whose weights start a new run (fine-tuning), e.g. published",
     "seed": "random seed",
 }
 REQUIRED = ("exp_dir", "root", "target")
-FLOAT_OPTIONS = ("lr", "segment", "max_minutes")
+FLOAT_OPTIONS = ("lr", "segment", "coherent_probability", "max_minutes")
 MODEL_DEFAULTS = ConvTasNetConfig()
 ALL_TARGETS = "all"
 CHOICES = {"target": (*INSTRUMENTS, ALL_TARGETS), "precision": tuple(AUTOCAST_DTYPES)}

@@ -37,6 +37,10 @@ def test_shipped_models_cover_the_eight_instruments_and_this_rendering_version()
         assert record["rendering"] == RENDERING_VERSION, instrument
         assert set(record) >= RECORD_FIELDS, sorted(RECORD_FIELDS - set(record))
         assert record["command"].startswith("python -m clarity.demo.models")
+        # what `make demo-models` would train again from scratch
+        assert record["recipe"] == "shipped", instrument
+        assert record["training"] == DEMO_TRAINING["shipped"].training_options(), instrument
+        assert record["epochs"] == DEMO_TRAINING["shipped"].epochs, instrument
         folder = SHIPPED_MODELS / checkpoint_name(instrument, "noncausal")
         model = ConvTasNetStereo.from_pretrained(folder)
         assert not model.causal

@@ -118,6 +118,49 @@ def test_a_training_item_depends_on_seed_epoch_and_index_only(dataset_root):
     assert not torch.equal(other_seed[5][1], first)
 
 
+def best_offset(excerpt: np.ndarray, stem: np.ndarray) -> int:
+    """Sample offset at which ``excerpt`` (samples,) best matches ``stem`` (samples,)."""
+    scores = np.correlate(stem, excerpt, mode="valid")
+    norms = np.sqrt(np.convolve(stem**2, np.ones(len(excerpt)), mode="valid"))
+    return int(np.argmax(np.abs(scores) / np.maximum(norms, 1e-12)))
+
+
+def test_coherent_items_are_one_song_at_one_offset(dataset_root):
+    """With coherent_probability=1 every item is its target stem's own song, all stems cut at
+    the same offset: the target is a combination of that song's violin voices, the
+    accompaniment of its other stems, at the offset where the accompaniment matches."""
+    dataset = RebalanceMusicDataset(dataset_root, "train", "Violin", SAMPLE_RATE, segment=0.5,
+                                    samples_per_track=4, coherent_probability=1.0)  # fmt: skip
+    stems = {
+        (song, name): sf.read(dataset_root / "audio" / "train" / song / f"{name}.flac",
+                              dtype="float32")[0][:, 0]
+        for song, names in SONGS["train"].items() for name in names
+    }  # fmt: skip
+    n = 4000
+    # per item: its song, its other stems, and a source made of one stem, to find the offset
+    items = [("song_a", ["Cello"], 1, "Cello")] * 8
+    items += [("song_c", ["Flute", "Oboe"], 0, "Violin")] * 4
+    for index, (song, others, single, stem) in enumerate(items):
+        mixture, sources = dataset[index]
+        torch.testing.assert_close(mixture, sources.sum(dim=0))
+        voices = [name for name in SONGS["train"][song] if name.startswith("Violin")]
+        offset = best_offset(sources[single, 0].numpy(), stems[(song, stem)])
+        for source, names in ((sources[0], voices), (sources[1], others)):
+            # each channel is some gain times the stem, the channels maybe swapped
+            basis = np.stack([stems[(song, name)][offset : offset + n] for name in names], 1)
+            for channel in source.numpy():
+                fit = np.linalg.lstsq(basis, channel, rcond=None)
+                residual = channel - basis @ fit[0]
+                assert np.abs(residual).max() < 2e-3 * np.abs(channel).max(), (index, names)
+    half = RebalanceMusicDataset(dataset_root, "train", "Violin", SAMPLE_RATE, segment=0.5,
+                                 samples_per_track=4, coherent_probability=0.5)  # fmt: skip
+    # one draw decides; after it, a coherent item draws what it would with probability 1
+    coherent = [torch.equal(half[i][1], dataset[i][1]) for i in range(len(half))]
+    assert 0 < sum(coherent) < len(half)
+    with pytest.raises(ValueError, match=r"coherent_probability must be in \[0, 1\]"):
+        RebalanceMusicDataset(dataset_root, "train", "Violin", coherent_probability=1.5)
+
+
 def test_validation_items_are_whole_songs_with_all_target_voices(dataset_root):
     dataset = RebalanceMusicDataset(dataset_root, "valid", "Cello", SAMPLE_RATE)
     assert len(dataset) == 1
@@ -412,6 +455,20 @@ def test_mixed_precision_options(dataset_root, tmp_path):
                             text=True, timeout=300)  # fmt: skip
     assert failed.returncode != 0
     assert "batch_size=3 (the global batch) must be a multiple of the 2 processes" in failed.stderr
+
+
+def test_compiled_training_follows_the_curve_of_the_module(dataset_root, tmp_path):
+    """``compile=True`` runs the same forward through torch.compile: same losses and weights
+    within float tolerance (its fused kernels sum in another order)."""
+    plain = train(training_config(dataset_root, tmp_path / "plain"), progress=False)
+    compiled = train(training_config(dataset_root, tmp_path / "compiled", compile=True),
+                     progress=False)  # fmt: skip
+    for ours, reference in zip(compiled.history, plain.history, strict=True):
+        for key in ("train_loss", "val_loss"):
+            assert ours[key] == pytest.approx(reference[key], rel=1e-3), key
+    weights = ConvTasNetStereo.from_pretrained(compiled.export_dir).state_dict()
+    for name, weight in ConvTasNetStereo.from_pretrained(plain.export_dir).state_dict().items():
+        torch.testing.assert_close(weights[name], weight, rtol=1e-3, atol=1e-4)
 
 
 def test_train_all_gathers_the_models_into_one_checkpoint_folder(dataset_root, tmp_path):

@@ -1,8 +1,9 @@
 """Train the demo's separation models on the demo training split, and record how.
 
 One non-causal Conv-TasNet per instrument, trained with the project's training loop
-(``clarity.separation.training``: L1 loss on target and accompaniment, Adam, random
-accompaniments drawn from other songs) and exported in the published checkpoint layout to
+(``clarity.separation.training``: L1 loss on target and accompaniment, Adam, accompaniments
+drawn from other songs or, for a share of the items, the target's own song at the same offset)
+and exported in the published checkpoint layout to
 ``<models_dir>/ConvTasNet_<Instrument>_NonCausal/`` (config.json + model.safetensors), the
 folder ``separator.checkpoint_dir`` takes. Three recipes (``DEMO_TRAINING``):
 
@@ -79,6 +80,9 @@ class DemoTraining:
         round_epochs: epochs of each instrument per round (the instruments take turns).
         all_instruments: train all eight instruments, not only those of the validation split.
         segment, batch_size, samples_per_track, lr: training options (s, items, items, Adam).
+        coherent_probability: share of training items cut from one song (see
+            :mod:`clarity.separation.dataset`).
+        compile: training steps through ``torch.compile``.
         model: the model's sizes.
     """
 
@@ -90,6 +94,8 @@ class DemoTraining:
     batch_size: int = 4
     samples_per_track: int = 16
     lr: float = 2e-3
+    coherent_probability: float = 0.0
+    compile: bool = False
     model: ConvTasNetConfig = DEMO_MODEL
 
     def training_options(self) -> dict:
@@ -106,7 +112,14 @@ class DemoTraining:
 
 
 DEMO_TRAINING = {
-    "shipped": DemoTraining(epochs=60, round_epochs=5, all_instruments=True),
+    "shipped": DemoTraining(
+        epochs=60,
+        round_epochs=10,
+        all_instruments=True,
+        samples_per_track=64,
+        coherent_probability=0.5,
+        compile=True,
+    ),
     "small": DemoTraining(epochs=10_000, minutes=2.5),
     "tiny": DemoTraining(epochs=10_000, minutes=0.15, samples_per_track=4),
 }
@@ -312,6 +325,7 @@ def _train_one(root, models_dir, exp_dir, instrument, options, wanted, record, e
     config = TrainingConfig(
         exp_dir=exp_dir, root=root, target=instrument, segment=options.segment,
         samples_per_track=options.samples_per_track, model=options.model,
+        coherent_probability=options.coherent_probability, compile=options.compile,
         epochs=epochs - carried["epochs"], batch_size=options.batch_size, lr=options.lr,
         early_stop=False, num_workers=0, max_minutes=minutes, seed=wanted["seed"],
         init_from=init_from,

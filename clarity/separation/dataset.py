@@ -15,6 +15,10 @@ As in the official CAD2 recipe (after the Asteroid/Open-Unmix MUSDB recipes):
   with all stems of 1 to 3 other instruments, each taken at random from a random song and at a
   random offset; every stem is augmented (random per-channel gain in [0.25, 1.25] with
   probability 0.5, channel swap with probability 0.5);
+* with probability ``coherent_probability`` (0 in the official recipe) a train item is instead
+  one excerpt of the target stem's own song: all its stems at one offset, the stems of the
+  target instrument against the others, each augmented as above. Such items have the
+  harmony and shared onsets of real ensemble playing, which random mixtures lack;
 * items of any other split ("valid", an evaluation split) are whole songs containing the
   target: the target stems against the rest.
 
@@ -143,6 +147,9 @@ class RebalanceMusicDataset(Dataset):
         seed: with the epoch (:meth:`set_epoch`) and the item index, seeds the random draws of
             a train item, so an item is the same whichever process or data worker loads it
             (distributed training splits the items among processes).
+        coherent_probability: probability that a train item is an excerpt of its own song
+            rather than a random mixture (see the module docstring); 0 draws no extra random
+            number, so items are those of the official recipe.
     """
 
     def __init__(
@@ -154,6 +161,7 @@ class RebalanceMusicDataset(Dataset):
         segment: float = 3.0,
         samples_per_track: int = 64,
         seed: int = 0,
+        coherent_probability: float = 0.0,
     ):
         if not isinstance(split, str) or not split.isidentifier():
             raise ValueError(f"split must be a name such as 'train' or 'valid', got {split!r}")
@@ -164,6 +172,8 @@ class RebalanceMusicDataset(Dataset):
                 f"segment must be > 0 s and samples_per_track >= 1, got {segment}, "
                 f"{samples_per_track}"
             )
+        if not 0.0 <= coherent_probability <= 1.0:
+            raise ValueError(f"coherent_probability must be in [0, 1], got {coherent_probability}")
         self.root = Path(root)
         self.audio_dir = self.root / "audio"
         self.split = split
@@ -172,6 +182,7 @@ class RebalanceMusicDataset(Dataset):
         self.segment = segment
         self.samples_per_track = samples_per_track if split == "train" else 1
         self.seed = seed
+        self.coherent_probability = coherent_probability
         self.epoch = 0
         self.songs = load_music_metadata(self.root / "metadata" / f"music.{split}.json")
         self._check_audio_files()
@@ -180,12 +191,14 @@ class RebalanceMusicDataset(Dataset):
         ]
         if not self.target_songs:
             raise ValueError(f"no song of music.{split}.json has a {target} stem")
-        self.target_stems = [
-            stem
+        # (song, stem) of every stem of the target instrument
+        self.target_stems_of_songs = [
+            (song, stem)
             for song in self.target_songs
             for stem in self.songs[song]
             if stem.instrument == target
         ]
+        self.target_stems = [stem for _, stem in self.target_stems_of_songs]
         # other instrument -> songs holding at least one of its stems (train accompaniment pool)
         pool: dict[str, set[str]] = {}
         for song, stems in self.songs.items():
@@ -236,6 +249,8 @@ class RebalanceMusicDataset(Dataset):
         self, stem_index: int, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
         n_samples = int(self.segment * self.sample_rate)
+        if self.coherent_probability and rng.random() < self.coherent_probability:
+            return self._song_excerpt(*self.target_stems_of_songs[stem_index], n_samples, rng)
         target = self._random_excerpt(self.target_stems[stem_index], n_samples, rng)
         accompaniment = np.zeros_like(target)
         names = sorted(self.accompaniment_songs)
@@ -247,6 +262,24 @@ class RebalanceMusicDataset(Dataset):
             for stem in self.songs[song]:
                 if stem.instrument == name:
                     accompaniment += self._random_excerpt(stem, n_samples, rng)
+        return target, accompaniment
+
+    def _song_excerpt(
+        self, song: str, reference: Stem, n_samples: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """All stems of ``song`` at one random offset within ``reference``, each augmented:
+        (target stems summed, other stems summed)."""
+        offset = rng.uniform(0.0, max(reference.duration - self.segment, 0.0))
+        target = np.zeros((2, n_samples), dtype=np.float32)
+        accompaniment = np.zeros_like(target)
+        for stem in self.songs[song]:
+            audio = read_excerpt(
+                self.audio_dir / stem.track, self.sample_rate, stem.start + offset, n_samples
+            )
+            if stem.instrument == self.target:
+                target += augment_source(audio, rng)
+            else:
+                accompaniment += augment_source(audio, rng)
         return target, accompaniment
 
     def _whole_song_item(self, song: str) -> tuple[np.ndarray, np.ndarray]:

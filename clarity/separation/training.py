@@ -52,13 +52,18 @@ class TrainingConfig:
     """Options of ``ConvTasNet/train.py`` (defaults: the official recipe, published model size).
 
     Paths: ``exp_dir`` (outputs), ``root`` (CAD2 Task 2 folder with metadata/ and audio/).
-    Data: ``target`` instrument, ``segment`` s, ``samples_per_track``; the sample rate is the
-    model's ``samplerate``. Model: ``model``, a :class:`ConvTasNetConfig` (sizes, norm,
+    Data: ``target`` instrument, ``segment`` s, ``samples_per_track``, ``coherent_probability``
+    (share of train items cut from one song instead of mixed at random, 0 as in the official
+    recipe; see :mod:`clarity.separation.dataset`); the sample rate is the model's
+    ``samplerate``. Model: ``model``, a :class:`ConvTasNetConfig` (sizes, norm,
     causality; 2 sources and 2 audio channels). Optimisation: ``epochs``, ``batch_size``,
     ``aggregate`` (batches per optimiser step), ``lr``, ``half_lr``, ``early_stop``,
     ``num_workers``, ``max_minutes`` (None: no budget), ``device`` (None: CUDA when available),
     ``precision`` ("float32", or autocast to "bfloat16" or "float16", the latter on CUDA with
-    gradient scaling), ``init_from`` (a checkpoint folder, e.g. a published model, whose weights
+    gradient scaling), ``compile`` (run the training steps through ``torch.compile``: the same
+    forward, its elementwise work fused; about 1.8x faster steps on a CPU after a compilation
+    of a minute or so, cached for later runs; validation runs the module as it is),
+    ``init_from`` (a checkpoint folder, e.g. a published model, whose weights
     start a run with no saved state, as its best so far, "epoch 0": fine-tuning), ``seed``.
     Under ``torchrun``, ``batch_size`` is the global batch.
 
@@ -72,6 +77,7 @@ class TrainingConfig:
     target: str
     segment: float = 3.0
     samples_per_track: int = 64
+    coherent_probability: float = 0.0
     model: ConvTasNetConfig = field(default_factory=ConvTasNetConfig)
     epochs: int = 200
     batch_size: int = 16
@@ -83,6 +89,7 @@ class TrainingConfig:
     max_minutes: float | None = None
     device: str | None = None
     precision: str = "float32"
+    compile: bool = False
     init_from: Path | None = None
     seed: int = 0
 
@@ -101,6 +108,10 @@ class TrainingConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0 or self.segment <= 0 or self.num_workers < 0:
             raise ValueError("lr and segment must be > 0 and num_workers >= 0")
+        if not 0.0 <= self.coherent_probability <= 1.0:
+            raise ValueError(
+                f"coherent_probability must be in [0, 1], got {self.coherent_probability}"
+            )
         autocast_dtype(self.precision)  # raises ValueError for another option
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise ValueError(f"max_minutes must be > 0 or None, got {self.max_minutes}")
@@ -198,6 +209,7 @@ def train(config: TrainingConfig, progress: bool = True) -> TrainingResult:
     train_set = RebalanceMusicDataset(
         config.root, "train", config.target, config.sample_rate, config.segment,
         config.samples_per_track, seed=config.seed,
+        coherent_probability=config.coherent_probability,
     )  # fmt: skip
     valid_set = RebalanceMusicDataset(config.root, "valid", config.target, config.sample_rate)
     if len(train_set) < config.batch_size:
@@ -241,6 +253,8 @@ def train(config: TrainingConfig, progress: bool = True) -> TrainingResult:
         network = DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
+    if config.compile:
+        network = torch.compile(network)
 
     stopped_because = "epochs"
     first_epoch = state.epoch  # every call trains at least one (possibly partial) epoch
