@@ -13,11 +13,13 @@ seconds. Run:
 
     .venv/bin/python benchmarks/bench_separation.py [--causal] [--repeats 2] [--threads 2]
     .venv/bin/python benchmarks/bench_separation.py --device cuda --dtype bfloat16 \
-        --chunks_per_call 8
+        --chunks_per_call 8 --instruments 8
 
-With ``--device cuda`` or a ``--dtype`` other than float32 it times ours only: float32 one chunk
-per call (the official schedule) against ``--dtype`` autocast with ``--chunks_per_call`` chunks
-stacked per call, and prints the difference from float32.
+With ``--device cuda``, a ``--dtype`` other than float32 or more than one ``--instruments`` it
+times ours only (``separate_instruments`` of that many random-weight models of the published
+size): float32, one chunk and one model per call (the official schedule) against ``--dtype``
+autocast with ``--chunks_per_call`` chunks and all the instruments' models stacked per call
+(``clarity.separation.stacked``), and prints the difference from float32.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ import time
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from clarity.separation.convtasnet import ConvTasNetStereo
-from clarity.separation.inference import separate_sources
+from clarity.separation.inference import separate_instruments, separate_sources
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from official_separation_loop import official_convtasnet_forward, official_loop
@@ -61,6 +64,8 @@ def main() -> None:
                         help="autocast dtype of ours (prints the float32 difference)")  # fmt: skip
     parser.add_argument("--chunks_per_call", type=int, default=1,
                         help="chunks stacked per model call with --dtype / --device")  # fmt: skip
+    parser.add_argument("--instruments", type=int, default=1,
+                        help="models separated, stacked into one call (ours only)")  # fmt: skip
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -72,7 +77,7 @@ def main() -> None:
     print(f"cpu: {cpu_description()}")
     print(f"threads={torch.get_num_threads()} causal={args.causal} audio={args.seconds:.1f} s "
           f"device={args.device} dtype={args.dtype}")  # fmt: skip
-    if args.device != "cpu" or args.dtype != "float32":
+    if args.device != "cpu" or args.dtype != "float32" or args.instruments > 1:
         compare_on_device(model, mix, sample_rate, args)
         return
 
@@ -104,23 +109,31 @@ def main() -> None:
 
 
 def compare_on_device(model, mix, sample_rate: int, args: argparse.Namespace) -> None:
-    """Ours on ``args.device``: float32 one chunk per call, then ``args.dtype`` autocast with
-    ``args.chunks_per_call``; times and the difference."""
+    """Ours on ``args.device`` for ``args.instruments`` models (``model`` and random others):
+    float32 with one chunk and one model per call, then ``args.dtype`` autocast with
+    ``args.chunks_per_call`` chunks and all models per call; times and the difference."""
     device = torch.device(args.device)
-    model, mix = model.to(device), mix.to(device)
+    models = {"0": model.to(device)}
+    for index in range(1, args.instruments):
+        torch.manual_seed(index)
+        models[str(index)] = ConvTasNetStereo(config=model.config).eval().to(device)
+    mixture = mix[0].numpy()
 
-    def ours(precision: str, chunks_per_call: int) -> torch.Tensor:
-        separated = separate_sources(model, mix, sample_rate, precision=precision,
-                                     chunks_per_call=chunks_per_call)  # fmt: skip
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return separated
+    def ours(precision: str, chunks_per_call: int, models_per_call: int) -> torch.Tensor:
+        separated = separate_instruments(
+            models, mixture, sample_rate, list(models), segment=10.0, device=device,
+            chunks_per_call=chunks_per_call, precision=precision,
+            models_per_call=models_per_call,
+        )  # fmt: skip
+        return torch.from_numpy(np.stack([target for target, _ in separated.values()]))
 
-    t_full, _, full = best_time(lambda: ours("float32", 1), args.repeats)
-    t_low, _, low = best_time(lambda: ours(args.dtype, args.chunks_per_call), args.repeats)
-    for name, wall in (("float32, 1 chunk/call", t_full),
-                       (f"{args.dtype}, {args.chunks_per_call} chunks/call", t_low)):  # fmt: skip
-        print(f"ours {name:30s}: {wall:7.2f} s wall  RTF {wall / args.seconds:.4f}")
+    t_full, _, full = best_time(lambda: ours("float32", 1, 1), args.repeats)
+    t_low, _, low = best_time(
+        lambda: ours(args.dtype, args.chunks_per_call, args.instruments), args.repeats
+    )
+    stacked = f"{args.dtype}, {args.chunks_per_call} chunks, {args.instruments} models/call"
+    for name, wall in (("float32, 1 chunk, 1 model/call", t_full), (stacked, t_low)):
+        print(f"ours {name:40s}: {wall:7.2f} s wall  RTF {wall / args.seconds:.4f}")
     error = (low - full).abs().max().item()
     relative = ((low - full).norm() / full.norm()).item()
     print(f"speed-up {t_full / t_low:.2f}x; max |{args.dtype} - float32| = {error:.3e} "

@@ -26,6 +26,7 @@ from clarity.separation.inference import (
     separate_instruments,
     separate_sources,
 )
+from clarity.separation.stacked import StackedModels, stackable
 
 torch.set_num_threads(1)
 
@@ -177,6 +178,37 @@ def test_separate_instruments_runs_each_distinct_model_once(model):
     np.testing.assert_array_equal(target, expected[0, 0])
     with pytest.raises(ValueError, match=r"no separation model for instruments \['Oboe'\]"):
         separate_instruments({"Violin": violin}, mixture, SAMPLE_RATE, ["Oboe"])
+
+
+def test_models_stacked_into_one_call_give_the_estimates_of_one_model_at_a_time(model):
+    """models_per_call > 1 (for GPUs) runs the models of one architecture as one vmapped call;
+    a model of another architecture runs on its own."""
+    torch.manual_seed(5)
+    other_size = ConvTasNetStereo(**{**TINY, "H": 16}, samplerate=SAMPLE_RATE).eval()
+    models = {"Violin": model, "Cello": perturbed_copy(model), "Flute": other_size}
+    mixture = np.random.default_rng(4).normal(0, 0.2, (2, 3000)).astype(np.float32)
+    instruments = ["Flute", "Violin", "Cello", "Violin"]
+    options = {"segment": 0.2, "overlap": 0.1, "device": "cpu"}  # 2 chunks
+    one_at_a_time = separate_instruments(models, mixture, SAMPLE_RATE, instruments, **options)
+    stacked = separate_instruments(models, mixture, SAMPLE_RATE, instruments, **options,
+                                   models_per_call=8)  # fmt: skip
+    assert list(stacked) == list(one_at_a_time) == ["Flute", "Violin", "Cello"]
+    for instrument, (target, accompaniment) in stacked.items():
+        np.testing.assert_allclose(target, one_at_a_time[instrument][0], rtol=0, atol=1e-5)
+        np.testing.assert_allclose(accompaniment, one_at_a_time[instrument][1], rtol=0, atol=1e-5)
+    assert np.abs(stacked["Violin"][0] - stacked["Cello"][0]).max() > 1e-2
+
+    pieces = torch.from_numpy(mixture[np.newaxis, :, :1000])
+    with torch.inference_mode():
+        outputs = StackedModels([models["Violin"], models["Cello"]])(pieces)
+        expected = torch.cat([models["Violin"](pieces), models["Cello"](pieces)], dim=1)
+    assert outputs.shape == (1, 4, 2, 1000)
+    torch.testing.assert_close(outputs, expected, rtol=0, atol=1e-5)
+    assert not stackable(model, other_size)
+    with pytest.raises(ValueError, match=r"model 1 .* cannot be stacked with model 0"):
+        StackedModels([model, other_size])
+    with pytest.raises(ValueError, match="models_per_call must be >= 1"):
+        separate_instruments(models, mixture, SAMPLE_RATE, instruments, models_per_call=0)
 
 
 def perturbed_copy(model: ConvTasNetStereo) -> ConvTasNetStereo:

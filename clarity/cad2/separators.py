@@ -57,6 +57,7 @@ class ConvTasNetSeparator:
         device: torch device name the models run on.
         chunks_per_call: chunks of a mixture separated in one model call (1: the official loop).
         precision: "float32", or autocast to "bfloat16" / "float16" on CUDA.
+        models_per_call: instruments' models of a scene run as one call (1: one at a time).
     """
 
     models: Mapping[str, Any]
@@ -67,6 +68,7 @@ class ConvTasNetSeparator:
     device: str
     chunks_per_call: int = 1
     precision: str = "float32"
+    models_per_call: int = 1
 
     def __call__(self, song: Song, mixture: np.ndarray) -> dict[str, np.ndarray]:
         from clarity.separation.inference import separate_instruments
@@ -82,6 +84,7 @@ class ConvTasNetSeparator:
             self.device,
             self.chunks_per_call,
             self.precision,
+            self.models_per_call,
         )
         estimates = {}
         for source, instrument in instruments.items():
@@ -130,7 +133,8 @@ def build_separator(separator_config: Mapping[str, Any], music_dir: Path, sample
         separator_config: keys `type`, `causality`, `checkpoint_dir` (None: hub ids),
             `force_redownload` (hub ids only), `device`, `add_residual`,
             `separation.segment`, `separation.overlap` and, optional, `separation.chunks_per_call`
-            (default 1) and `separation.precision` (default float32).
+            and `separation.models_per_call` (default 1) and `separation.precision` (default
+            float32).
         music_dir: folder of the song tracks (for `oracle`).
         sample_rate: input sample rate in Hz.
         instruments: model instruments the songs to process need (for `convtasnet`).
@@ -164,4 +168,5 @@ def build_separator(separator_config: Mapping[str, Any], music_dir: Path, sample
         device=device,
         chunks_per_call=int(separator_config["separation"].get("chunks_per_call", 1)),
         precision=str(separator_config["separation"].get("precision", "float32")),
+        models_per_call=int(separator_config["separation"].get("models_per_call", 1)),
     )
