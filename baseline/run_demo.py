@@ -2,7 +2,8 @@
 
     python baseline/run_demo.py [--size small|tiny] [--seed 0] [--train]
 
-Steps: render the demo dataset (``clarity.demo.dataset``); take the demo models shipped with
+Steps: render the demo dataset (``clarity.demo.dataset``; the training split only with
+``--train``); take the demo models shipped with
 the project (``clarity.demo.models.SHIPPED_MODELS``, one per instrument, checked against the
 dataset's rendering version) or, with ``--train``, train one small Conv-TasNet per instrument of
 the validation split for a few minutes each (``clarity.demo.models``); then run ``enhance.py`` and
@@ -83,7 +84,9 @@ def run_demo(
     paths = demo_paths(size, Path.cwd() if workspace is None else workspace)
     times: dict[str, float] = {}
     began = time.perf_counter()
-    dataset = make_dataset(paths.root, size, seed)
+    # the shipped models need only the validation audio; training needs both splits
+    splits = ("train", "valid") if train else ("valid",)
+    dataset = make_dataset(paths.root, size, seed, splits=splits)
     times["dataset"] = time.perf_counter() - began
 
     began = time.perf_counter()

@@ -120,6 +120,24 @@ def test_audio_of_an_older_renderer_is_rendered_again(tmp_path):
     assert json.loads(marker.read_text())["rendering"] == RENDERING_VERSION
 
 
+def test_validation_audio_alone_then_the_rest_and_stale_audio_is_not_kept(tiny_root, tmp_path):
+    root = tmp_path / "cad2"
+    summary = make_dataset(root, "tiny", seed=0, log=lambda line: None, splits=("valid",))
+    assert summary.rendered == sum(plan.split == "valid" for plan in plan_songs("tiny"))
+    assert not (root / "audio" / "train").exists()
+    assert (root / "metadata" / "music.train.json").read_bytes() == (
+        tiny_root / "metadata" / "music.train.json"
+    ).read_bytes()
+    summary = make_dataset(root, "tiny", seed=0, log=lambda line: None)
+    assert summary.rendered == sum(plan.split == "train" for plan in plan_songs("tiny"))
+    assert audio_digest(root) == audio_digest(tiny_root)
+    # another seed, validation only: the training audio of seed 0 is removed, not kept as seed 1
+    make_dataset(root, "tiny", seed=1, log=lambda line: None, splits=("valid",))
+    assert not any((root / "audio" / "train").rglob("*.flac"))
+    with pytest.raises(ValueError, match=r"splits \['test'\]: expected 'train' and/or 'valid'"):
+        make_dataset(root, "tiny", seed=0, log=lambda line: None, splits=("test",))
+
+
 @pytest.mark.parametrize("split", SPLITS)
 def test_metadata_passes_the_recipe_checks(tiny_root, split):
     metadata = load_recipe_metadata(recipe_paths(tiny_root, split))

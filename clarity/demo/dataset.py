@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from clarity.demo.mixing import place_source, room_response, set_level
 from clarity.demo.render import RENDERING_VERSION, SOUNDFONT, fit_to_range, render_voice
 from clarity.demo.scenes import make_scenes
 from clarity.demo.scores import choose_start, excerpt, humanise, load_score
-from clarity.demo.songs import Size, SongPlan, plan_songs
+from clarity.demo.songs import Size, SongPlan, Split, plan_songs
 from clarity.utils.flac_encoder import write_atomically
 
 SAMPLE_RATE = 44100
@@ -200,6 +200,12 @@ def write_song(
     return True
 
 
+def _remove_song(plan: SongPlan, audio_dir: Path) -> None:
+    """Delete the audio files of a song (of an older rendering), where they exist."""
+    for track in song_files(plan).values():
+        (audio_dir / track).unlink(missing_ok=True)
+
+
 def write_json(path: Path, data: object) -> None:
     """Write ``data`` as indented JSON, atomically, unless the file already holds exactly that."""
     text = json.dumps(data, indent=4) + "\n"
@@ -214,8 +220,11 @@ def make_dataset(
     seed: int = 0,
     log: Callable[[str], None] = print,
     soundfont: str | Path = SOUNDFONT,
+    splits: Sequence[Split] = ("train", "valid"),
 ) -> DatasetSummary:
     """Build (or complete) the demo dataset under ``root``.
+
+    The metadata of both splits is always written; audio only for ``splits``.
 
     Args:
         root: dataset root; ``audio/`` and ``metadata/`` are created in it.
@@ -225,10 +234,19 @@ def make_dataset(
         log: receives one line per song.
         soundfont: General MIDI SF2 the instruments are played from (default: ``TimGM6mb.sf2``,
             the one the shipped models were trained on); ``demo_dataset.json`` names another.
+        splits: the splits whose audio is rendered (e.g. only "valid" to evaluate shipped
+            models); the audio of another split rendered with another size, seed, renderer or
+            soundfont is removed, so that a later call renders it afresh.
+
+    Raises:
+        ValueError: for a split other than "train" and "valid".
     """
     began = time.perf_counter()
     root = Path(root)
     audio_dir, metadata_dir = root / "audio", root / "metadata"
+    unknown = sorted(set(splits) - {"train", "valid"})
+    if unknown:
+        raise ValueError(f"splits {unknown}: expected 'train' and/or 'valid'")
     plans = plan_songs(size)
     marker = root / MARKER_FILE
     soundfont = Path(soundfont)
@@ -239,6 +257,10 @@ def make_dataset(
     force = marker.is_file() and json.loads(marker.read_text(encoding="utf-8")) != wanted
     rendered = kept = 0
     for plan in plans:
+        if plan.split not in splits:
+            if force:
+                _remove_song(plan, audio_dir)
+            continue
         song_began = time.perf_counter()
         if write_song(plan, audio_dir, seed, force, soundfont):
             rendered += 1
