@@ -113,10 +113,10 @@ class DemoTraining:
 
 DEMO_TRAINING = {
     "shipped": DemoTraining(
-        epochs=60,
-        round_epochs=10,
+        epochs=15,
+        round_epochs=5,
         all_instruments=True,
-        samples_per_track=64,
+        samples_per_track=32,
         coherent_probability=0.5,
         compile=True,
     ),
