@@ -17,7 +17,12 @@ import clarity.cad2.evaluate as evaluate_module
 from clarity.cad2.enhance import enhance_pair, enhanced_path, load_run_inputs, make_compressor
 from clarity.cad2.evaluate import score_pair
 from clarity.cad2.seeding import seed_from_text
-from clarity.cad2.separators import OracleSeparator, PassthroughSeparator, build_separator
+from clarity.cad2.separators import (
+    OracleSeparator,
+    PassthroughSeparator,
+    build_separator,
+    wiener_filter,
+)
 from clarity.cad2.testing import COMPRESSOR_PARAMS, GAINS
 from clarity.enhancer.multiband_compressor import MultibandCompressor
 from clarity.separation.inference import separate_instruments
@@ -153,18 +158,28 @@ def test_score_pair_calls_haaqi_as_the_official_recipe(
     }
 
 
-def test_convtasnet_adds_the_residual_share_and_passthrough_splits_the_mixture(
-    mini_dataset, oracle_config, tiny_checkpoints
-):
+@pytest.fixture
+def song_and_mixture(mini_dataset, oracle_config):
+    """The song of `SCENE` and its mixture segment, `(samples, channels)`."""
     metadata, _ = load_run_inputs(oracle_config)
-    song = metadata.song_of(SCENE)
-    mixture = read(mini_dataset, "mixture.flac")[SEGMENT]
+    return metadata.song_of(SCENE), read(mini_dataset, "mixture.flac")[SEGMENT]
+
+
+def convtasnet_separator(tiny_checkpoints: Path, music_dir: Path, **settings):
+    """The ConvTasNet separator of the tiny checkpoints (baseline settings, then `settings`)."""
     separator_config = {
         "type": "convtasnet", "causality": "noncausal", "checkpoint_dir": str(tiny_checkpoints),
         "device": "cpu", "add_residual": 0.1, "separation": {"segment": 10.0, "overlap": 0.1},
+        **settings,
     }
-    separator = build_separator(separator_config, mini_dataset / "audio", SAMPLE_RATE,
-                                ["Cello", "Violin"])
+    return build_separator(separator_config, music_dir, SAMPLE_RATE, ["Cello", "Violin"])
+
+
+def test_convtasnet_adds_the_residual_share_and_passthrough_splits_the_mixture(
+    mini_dataset, song_and_mixture, tiny_checkpoints
+):
+    song, mixture = song_and_mixture
+    separator = convtasnet_separator(tiny_checkpoints, mini_dataset / "audio")
     estimates = separator(song, mixture)
 
     separated = separate_instruments(
@@ -178,9 +193,46 @@ def test_convtasnet_adds_the_residual_share_and_passthrough_splits_the_mixture(
             estimates[source], (target + accompaniment * np.float32(0.1)).T
         )
         assert np.max(np.abs(accompaniment)) > 0
-    without = build_separator({**separator_config, "add_residual": 0.0},
-                              mini_dataset / "audio", SAMPLE_RATE, ["Cello", "Violin"])
+    without = convtasnet_separator(tiny_checkpoints, mini_dataset / "audio", add_residual=0.0)
     np.testing.assert_array_equal(without(song, mixture)["source_3"], separated["Cello"][0].T)
 
     shares = PassthroughSeparator()(song, mixture)
     np.testing.assert_allclose(sum(shares.values()), mixture, rtol=1e-6, atol=1e-7)
+
+
+def test_wiener_filter_shares_a_repeated_instrument_and_sums_to_the_mixture(
+    mini_dataset, song_and_mixture, tiny_checkpoints
+):
+    song, mixture = song_and_mixture
+    baseline = convtasnet_separator(tiny_checkpoints, mini_dataset / "audio")
+    filtered = convtasnet_separator(tiny_checkpoints, mini_dataset / "audio", wiener_filter=True)
+    assert not baseline.wiener_filter and filtered.wiener_filter
+    estimates = baseline(song, mixture)
+    sources = filtered(song, mixture)
+
+    assert list(sources) == list(estimates)
+    for source in sources:
+        assert sources[source].shape == mixture.shape and sources[source].dtype == np.float32
+    np.testing.assert_array_equal(sources["source_1"], sources["source_2"])
+    np.testing.assert_allclose(sum(sources.values()), mixture, atol=1e-5)
+    assert np.max(np.abs(sources["source_3"] - estimates["source_3"])) > 1e-3
+
+
+def test_wiener_filter_takes_back_what_an_estimate_leaked_from_another_source():
+    time = np.arange(2 * 44100) / 44100
+    low = 0.3 * np.sin(2 * np.pi * 440 * time)[:, None] * np.ones((1, 2))
+    high = 0.2 * np.sin(2 * np.pi * 5000 * time)[:, None] * np.ones((1, 2))
+    estimates = {"source_1": low + 0.3 * high, "source_2": high + 0.3 * low}
+    sources = wiener_filter(estimates, low + high, {"source_1": "Cello", "source_2": "Flute"})
+
+    middle = slice(4096, -4096)
+    for source, truth in (("source_1", low), ("source_2", high)):
+        leaked = np.linalg.norm((estimates[source] - truth)[middle])
+        left = np.linalg.norm((sources[source] - truth)[middle])
+        assert left < 0.6 * leaked  # about 0.5: masks of 1/1.09 and 0.09/1.09
+
+
+def test_wiener_filter_is_refused_with_causal_models(mini_dataset, tiny_checkpoints):
+    with pytest.raises(ValueError, match=r"wiener_filter.*93 ms.*5 ms"):
+        convtasnet_separator(tiny_checkpoints, mini_dataset / "audio", causality="causal",
+                             wiener_filter=True)

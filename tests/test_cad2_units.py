@@ -230,3 +230,24 @@ def test_an_experiment_folder_holds_one_separator(tmp_path):
     assert json.loads((tmp_path / SEPARATOR_FILE).read_text()) == recorded
     claim_exp_folder(run("oracle", overwrite=True))  # redoing every pair takes the folder over
     assert json.loads((tmp_path / SEPARATOR_FILE).read_text()) == {"type": "oracle"}
+
+
+def test_wiener_filtered_outputs_are_another_separator(tmp_path):
+    def run(wiener_filter, overwrite=False):
+        return OmegaConf.create(
+            {
+                "path": {"exp_folder": str(tmp_path)},
+                "separator": {"type": "convtasnet", "causality": "noncausal",
+                              "checkpoint_dir": None, "wiener_filter": wiener_filter},
+                "overwrite": overwrite,
+            }
+        )
+
+    claim_exp_folder(run(False))
+    assert "wiener_filter" not in json.loads((tmp_path / SEPARATOR_FILE).read_text())
+    with pytest.raises(ValueError, match="holds the outputs of separator"):
+        claim_exp_folder(run(True))
+    claim_exp_folder(run(True, overwrite=True))
+    assert json.loads((tmp_path / SEPARATOR_FILE).read_text())["wiener_filter"] is True
+    with pytest.raises(ValueError, match="holds the outputs of separator"):
+        claim_exp_folder(run(False))

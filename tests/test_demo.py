@@ -17,7 +17,7 @@ from scipy.signal import find_peaks, welch
 from clarity.cad2.metadata import load_recipe_metadata, split_of_scene
 from clarity.cad2.score_plots import plot_scores
 from clarity.demo.dataset import LISTENERS_PER_SCENE, SCENES_PER_SONG, make_dataset
-from clarity.demo.layout import SYSTEMS, demo_paths, summary_table
+from clarity.demo.layout import LABELS, SYSTEMS, demo_paths, summary_table
 from clarity.demo.listeners import (
     band_centres,
     compressor_params,
@@ -345,7 +345,8 @@ def test_summary_table_reports_each_system(tmp_path):
         frame.to_csv(folder / "scores.csv", index=False)
     table = summary_table(paths)
     for offset, system in enumerate(SYSTEMS):
-        row = next(line for line in table.splitlines() if line.startswith(system))
+        row = next(line for line in table.splitlines()
+                   if line.split()[0] == LABELS.get(system, system))
         assert row.split()[1] == "6" and float(row.split()[-1]) == pytest.approx(0.1 * (offset + 1))
 
 

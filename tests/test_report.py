@@ -89,6 +89,8 @@ def test_report_lists_every_pair_with_players_for_files_in_the_folder(evaluated)
     assert gains["S50001"] == "Violin_1 +3, Violin_2 +6, Cello -10"
     passthrough_column = [row[8] for row in body]
     assert all(float(value) > 0 for value in passthrough_column)
+    page = (evaluated / "report.html").read_text(encoding="utf-8")
+    assert "<p>Separator: type oracle.</p>" in page
 
 
 def _serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:

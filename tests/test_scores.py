@@ -6,8 +6,10 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from clarity.cad2.scores import (
     SCORES_COLUMNS,
@@ -15,6 +17,7 @@ from clarity.cad2.scores import (
     merge_batch_scores,
     open_scores_file,
     read_scores,
+    score_settings,
     settings_path,
 )
 from clarity.utils.file_lock import FileLockedError, exclusive_lock
@@ -78,6 +81,21 @@ def test_resume_with_other_settings_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"batch 0 of 2 -> 1 of 2"):
         open_scores_file(path, False, SETTINGS, batch=1, batch_size=2)
     assert "S1,song,L1" in path.read_text()
+
+
+def test_a_later_setting_at_its_default_leaves_older_records_valid(tmp_path):
+    config = OmegaConf.load(Path(__file__).resolve().parents[1] / "config.yaml")
+    older = score_settings(config)
+    assert "separator.wiener_filter" not in older
+    path = tmp_path / "scores.csv"
+    open_scores_file(path, False, older)
+    config.separator.wiener_filter = False
+    open_scores_file(path, False, score_settings(config))  # the same settings: resumes
+    config.separator.wiener_filter = True
+    changed = score_settings(config)
+    assert changed["separator.wiener_filter"] is True
+    with pytest.raises(ValueError, match=r"separator\.wiener_filter: None -> True"):
+        open_scores_file(path, False, changed)
 
 
 def test_other_header_is_refused_and_kept(tmp_path):

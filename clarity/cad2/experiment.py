@@ -38,8 +38,8 @@ def default_exp_folder(separator_type: str, causality: str) -> str:
 
 def separator_identity(config: DictConfig) -> dict[str, Any]:
     """The settings that decide what a separator outputs: its type and, for ConvTasNet, the
-    causality, the checkpoint folder (as an absolute path, however it was spelt) and, when it is
-    not float32, the precision of separation."""
+    causality, the checkpoint folder (as an absolute path, however it was spelt) and, when they
+    are not the baseline's, the precision of separation and the Wiener filter."""
     identity: dict[str, Any] = {"type": str(config.separator.type)}
     if identity["type"] == BASELINE_SEPARATOR:
         checkpoint_dir = config.separator.checkpoint_dir
@@ -50,6 +50,8 @@ def separator_identity(config: DictConfig) -> dict[str, Any]:
         precision = str(OmegaConf.select(config, "separator.separation.precision") or "float32")
         if precision != "float32":
             identity["precision"] = precision
+        if OmegaConf.select(config, "separator.wiener_filter"):
+            identity["wiener_filter"] = True
     return identity
 
 

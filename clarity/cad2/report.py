@@ -148,6 +148,7 @@ def write_report(
         The report's path.
     """
     from clarity.cad2.evaluate import listener_severity
+    from clarity.cad2.experiment import separator_identity
 
     exp_folder = Path(config.path.exp_folder)
     scores_file = Path(scores_file)
@@ -183,6 +184,7 @@ def write_report(
         if plot.is_file()
         else ""
     )
+    separator = ", ".join(f"{key} {value}" for key, value in separator_identity(config).items())
     header_cells = "".join(f'<th class="sortable">{html.escape(h)}</th>' for h in headers)
     page = f"""<!DOCTYPE html>
 <html lang="en">
@@ -196,6 +198,7 @@ def write_report(
 <h1>HAAQI listening report</h1>
 <p>{html.escape(str(scores_file.name))}: {len(scored.rows)} scene-listener pair(s). Click a column
 title to sort. Audio: 16-bit FLAC at {config.remix_sample_rate} Hz, clipped to [-1, 1].</p>
+<p>Separator: {html.escape(separator)}.</p>
 <table id="summary">
 <thead><tr><th>system</th><th>mean HAAQI</th><th>pairs</th></tr></thead>
 <tbody>{"".join(summary)}</tbody>

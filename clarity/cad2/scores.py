@@ -43,6 +43,9 @@ SETTINGS_KEYS = (
     "evaluate.set_random_seed",
     "evaluate.small_test",
 )
+# Settings that came after score files were first written, with their baseline default: recorded
+# only when set otherwise, so that the records written before them still match.
+LATER_SETTINGS_KEYS = {"separator.wiener_filter": False}
 
 Pair = tuple[str, str]
 
@@ -135,13 +138,18 @@ def read_scores(path: str | Path) -> ScoredRows:
 
 
 def score_settings(config: DictConfig) -> dict[str, Any]:
-    """The values of `SETTINGS_KEYS` in `config` (resolved, plain Python)."""
+    """The values of `SETTINGS_KEYS` in `config` (resolved, plain Python), and those of
+    `LATER_SETTINGS_KEYS` that are not at their default."""
     settings = {}
     for key in SETTINGS_KEYS:
         value = OmegaConf.select(config, key, throw_on_missing=True)
         settings[key] = (
             OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
         )
+    for key, default in LATER_SETTINGS_KEYS.items():
+        value = OmegaConf.select(config, key, default=default)
+        if value != default:
+            settings[key] = value
     return settings
 
 
