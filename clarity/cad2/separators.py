@@ -6,8 +6,8 @@ sample rate, to one estimate per source of the song, `(samples, channels)` each.
 - `convtasnet`: one ConvTasNet per instrument (Luo & Mesgarani 2019, stereo variant) gives a
   target and an accompaniment; the estimate is the target plus `add_residual` times the
   accompaniment, as in the challenge baseline. Two voices of one instrument get the same
-  estimate. With `wiener_filter` the estimates become Wiener masks of the mixture
-  (`wiener_filter`), a departure from the baseline that is off by default.
+  estimate. The `wiener_filter` setting re-makes the estimates as Wiener masks of the
+  mixture (the function `wiener_filter`), a departure from the baseline, off by default.
 - `oracle`: the true stems over the same segment, the upper bound of the recipe.
 - `passthrough`: no separation: every source is the mixture divided by the number of sources,
   so the estimates sum back to the mixture and the remix only changes its overall level.
