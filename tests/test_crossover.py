@@ -9,6 +9,7 @@ import pytest
 from scipy.signal import butter, freqz, lfilter
 
 from clarity.enhancer.multiband_compressor import Crossover
+from clarity.enhancer.multiband_compressor import crossover as crossover_module
 from clarity.enhancer.multiband_compressor.crossover import (
     compute_coefficients,
     linkwitz_riley,
@@ -122,6 +123,16 @@ def test_more_bands_than_a_vector_of_lanes(n_bands):
     bands = xover(signal)
     assert bands.shape == (n_bands, 2, 3000)
     np.testing.assert_array_equal(bands, lfilter_bands(xover, signal))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 5])
+def test_lanes_shared_among_threads_give_the_same_bits(threads, monkeypatch):
+    # 6 bands x 2 channels = 12 lanes, in blocks of 12, 8 (8 + 4), 4 and 4 lanes
+    signal = SIGNALS["stereo_music"]
+    xover = Crossover(BENCH_FREQUENCIES, 44100)
+    expected = xover(signal)
+    monkeypatch.setattr(crossover_module.numba, "get_num_threads", lambda: threads)
+    np.testing.assert_array_equal(xover(signal), expected)
 
 
 def test_bands_sum_to_flat_magnitude():

@@ -23,10 +23,11 @@ without fused multiply-adds, so every band is bit-identical to the official casc
 chains of all bands and channels run side by side ("lanes", lane = band x channels + channel):
 for each sample, for each stage of the chains, for each lane, one update as above. The inner
 loop over independent lanes is what the compiler turns into vector instructions; to that end
-the lanes are padded to a multiple of 8 with identity filters, chains shorter than the longest
+the lanes are padded to a multiple of 4 with identity filters, chains shorter than the longest
 with identity stages and the LR4 filters with zero coefficients up to order 8, none of which
-changes a bit of the outputs. `split_rows` continues from a carried state, so a long signal
-can be split one block at a time (as the multiband compressor does).
+changes a bit of the outputs. The lanes are shared out in blocks among numba's threads (one
+block per thread, `NUMBA_NUM_THREADS=1` for one). `split_rows` continues from a carried state,
+so a long signal can be split one block at a time (as the multiband compressor does).
 
 Cost: 8 lanes x 5 stages x 8 state updates per sample for 6 bands (twice the 160 updates of
 the official filters, the price of the uniform lanes). Realising the all-passes as biquads
@@ -48,8 +49,8 @@ from scipy.signal import butter, tf2zpk, zpk2tf
 from clarity.utils.signal_processing import check_finite_signal, check_sample_rate
 
 MAX_ORDER = 8  # the all-pass filters; LR4 filters are zero-padded to this order
-LANE_BLOCK = 16  # lanes held in the kernel's working arrays at a time
-LANE_MULTIPLE = 8  # lanes are padded to a multiple of this, for whole vectors
+LANE_BLOCK = 16  # most lanes in one thread's working arrays
+LANE_MULTIPLE = 4  # lanes are padded to a multiple of this (one AVX2 vector of doubles)
 
 
 def linkwitz_riley(xover_freqs: float, btype: str, order: int = 4) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +138,7 @@ def check_crossover_frequencies(frequencies: np.ndarray, sample_rate: float) -> 
         )
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, parallel=True)
 def filter_lanes(
     signal: np.ndarray,
     lane_row: np.ndarray,
@@ -145,8 +146,12 @@ def filter_lanes(
     a: np.ndarray,
     state: np.ndarray,
     out: np.ndarray,
+    lanes_per_block: int,
 ) -> None:
     """Run a chain of direct form II transposed filters on each lane, as `lfilter` computes it.
+
+    The lanes are split into blocks of `lanes_per_block` (at most LANE_BLOCK), run by numba's
+    threads in parallel.
 
     Args:
         signal: (rows, samples) input.
@@ -156,8 +161,9 @@ def filter_lanes(
         out: (samples, lanes) output of the last stage of each lane.
     """
     n_stages, _, n_lanes = b.shape
-    for first in range(0, n_lanes, LANE_BLOCK):
-        lanes = min(LANE_BLOCK, n_lanes - first)
+    for block in numba.prange(-(-n_lanes // lanes_per_block)):  # blocks of lanes in parallel
+        first = block * lanes_per_block
+        lanes = min(lanes_per_block, n_lanes - first)
         # working copies of fixed width: the lane loops below then compile to vector code
         bw = np.zeros((n_stages, MAX_ORDER + 1, LANE_BLOCK))
         aw = np.zeros((n_stages, MAX_ORDER + 1, LANE_BLOCK))
@@ -278,7 +284,9 @@ class Crossover:
         b[..., :n_lanes] = np.repeat(self._chain_b, n_channels, axis=2)
         a[..., :n_lanes] = np.repeat(self._chain_a, n_channels, axis=2)
         bands = np.empty((n_samples, n_padded))
-        filter_lanes(np.ascontiguousarray(rows), lane_row, b, a, state, bands)
+        # one block of lanes per numba thread, each a whole number of vectors
+        lanes_per_block = min(padded_lanes(-(-n_padded // numba.get_num_threads())), LANE_BLOCK)
+        filter_lanes(np.ascontiguousarray(rows), lane_row, b, a, state, bands, lanes_per_block)
         return bands[:, :n_lanes].reshape(n_samples, self.num_bands, n_channels)
 
     def __call__(self, signal: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -49,7 +49,7 @@ from numba import njit, prange
 from scipy.signal import butter, cheby2, firwin, group_delay, lfilter, resample_poly
 
 from clarity.enhancer.nalr import NALR
-from clarity.utils import legacy_random
+from clarity.utils import fast_math, legacy_random
 from clarity.utils.audiogram import Audiogram
 
 logger = logging.getLogger(__name__)
@@ -403,21 +403,22 @@ def bandwidth_adjust(
 # --------------------------------------------------------------------------------------
 
 
-@njit(cache=True, parallel=True)
-def _compression_exponent(log_control, level1, threshold_low, threshold_high, slope, attn_ohc):
-    """Natural-log gain of the OHC compressor from ``log10(control)``, in place.
+@njit(cache=True, parallel=True, error_model="numpy")
+def _compression_gain(control, small, level1, threshold_low, threshold_high, slope, attn_ohc, out):
+    """Linear gain ``10^(G/20)`` of the OHC compressor for each sample of ``control``.
 
-    ``L = clip(level1 + 20 log10(control), low, high)`` dB SPL and
-    ``G = -attn - (L - low) slope`` dB become ``G ln(10) / 20`` so that ``exp`` gives
-    ``10^(G/20)``. ``log_control (bands, samples)``; band parameters ``(bands,)``.
+    ``L = clip(level1 + 20 log10(max(control, small)), low, high)`` dB SPL and
+    ``G = -attn - (L - low) slope`` dB. ``control, out (bands, samples)``; band parameters
+    ``(bands,)``; log10 and exp of `clarity.utils.fast_math` (vectorised, within 2 ulp).
     """
     db_to_exponent = math.log(10) / 20
-    for band in prange(log_control.shape[0]):
+    for band in prange(control.shape[0]):
         low = threshold_low[band]
-        for n in range(log_control.shape[1]):
-            level = max(min(level1 + 20 * log_control[band, n], threshold_high), low)
+        for n in range(control.shape[1]):
+            log_control = fast_math.log10(max(control[band, n], small))
+            level = max(min(level1 + 20 * log_control, threshold_high), low)
             gain_db = -attn_ohc[band] - (level - low) * slope[band]
-            log_control[band, n] = gain_db * db_to_exponent
+            out[band, n] = fast_math.exp(gain_db * db_to_exponent)
 
 
 @njit(cache=True, nogil=True)
@@ -487,18 +488,16 @@ def env_compress_basilar_membrane(
     motion = np.ascontiguousarray(_as_bands(bm))
     n_bands = envelope.shape[0]
     gain = np.empty_like(envelope)
-    for row, out in zip(_as_bands(control), gain, strict=True):
-        np.log10(np.maximum(row, small, out=out), out=out)
-    _compression_exponent(
-        gain,
+    _compression_gain(
+        np.ascontiguousarray(_as_bands(control), dtype=float),
+        float(small),
         float(level1),
         _per_band(threshold_low, n_bands),
         float(threshold_high),
         1 - 1 / _per_band(compression_ratio, n_bands),
         _per_band(attn_ohc, n_bands),
+        gain,
     )
-    for row in gain:
-        np.exp(row, out=row)  # 10^(G / 20)
     b, a = butter(1, 800 / (0.5 * fsamp))
     compressed_envelope = np.empty_like(envelope)
     compressed_bm = np.empty_like(motion)
@@ -655,18 +654,18 @@ def envelope_align(
     return aligned[0] if one_d else aligned
 
 
-@njit(cache=True, parallel=True)
-def _sl_from_log_envelope(level, envelope, motion, offset_db, small, out_motion):
-    """``level <- max(offset_db + 20 level, 0)`` (``level`` holds ``log10(E + small)``) and
+@njit(cache=True, parallel=True, error_model="numpy")
+def _sl_from_envelope(envelope, motion, offset_db, small, level, out_motion):
+    """``level = max(offset_db + 20 log10(E + small), 0)`` and
     ``out_motion = motion (level + small) / (E + small)``; ``(bands, samples)`` arrays,
-    ``offset_db (bands,)``, bands in parallel."""
-    for band in prange(level.shape[0]):
+    ``offset_db (bands,)``, bands in parallel; log10 of `clarity.utils.fast_math`."""
+    for band in prange(envelope.shape[0]):
         offset = offset_db[band]
-        for n in range(level.shape[1]):
-            sensation = max(offset + 20 * level[band, n], 0.0)
+        for n in range(envelope.shape[1]):
+            floored = envelope[band, n] + small
+            sensation = max(offset + 20 * fast_math.log10(floored), 0.0)
             level[band, n] = sensation
-            gain = (sensation + small) / (envelope[band, n] + small)
-            out_motion[band, n] = gain * motion[band, n]
+            out_motion[band, n] = (sensation + small) / floored * motion[band, n]
 
 
 def envelope_sl(
@@ -694,15 +693,13 @@ def envelope_sl(
     envelope = np.ascontiguousarray(_as_bands(reference))
     motion = np.ascontiguousarray(_as_bands(basilar_membrane))
     level = np.empty_like(envelope)
-    for row, out in zip(envelope, level, strict=True):
-        np.log10(np.add(row, small, out=out), out=out)
     scaled_motion = np.empty_like(motion)
-    _sl_from_log_envelope(
-        level,
+    _sl_from_envelope(
         envelope,
         motion,
         level1 - _per_band(attenuated_ihc, envelope.shape[0]),
-        small,
+        float(small),
+        level,
         scaled_motion,
     )
     if np.ndim(reference) == 1:
