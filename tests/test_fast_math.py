@@ -10,19 +10,20 @@ from clarity.utils import fast_math
 
 
 @numba.njit(error_model="numpy")
+def elementwise(function, values: np.ndarray) -> np.ndarray:
+    """`function` of each element, in a loop as the library's kernels write it."""
+    out = np.empty_like(values)
+    for i in range(values.size):
+        out[i] = function(values[i])
+    return out
+
+
 def log10_of(values: np.ndarray) -> np.ndarray:
-    out = np.empty_like(values)
-    for i in range(values.size):
-        out[i] = fast_math.log10(values[i])
-    return out
+    return elementwise(fast_math.log10, values)
 
 
-@numba.njit(error_model="numpy")
 def exp_of(values: np.ndarray) -> np.ndarray:
-    out = np.empty_like(values)
-    for i in range(values.size):
-        out[i] = fast_math.exp(values[i])
-    return out
+    return elementwise(fast_math.exp, values)
 
 
 def ulps(ours: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -58,11 +59,12 @@ def test_exp_is_within_one_ulp_and_saturates() -> None:
         assert list(exp_of(np.array([710.0, 1e5, -746.0, -1e5]))) == [np.inf, np.inf, 0.0, 0.0]
 
 
-@pytest.mark.parametrize("function", [log10_of, exp_of])
+@pytest.mark.parametrize("function", [fast_math.log10, fast_math.exp])
 def test_a_loop_over_an_array_compiles_to_vector_instructions(function) -> None:
     """The point of the module: the loops that call it are vectorised (packed double
     arithmetic in the machine code) on x86-64 and ARM alike."""
-    function(np.ones(16))
-    assembly = function.inspect_asm(function.signatures[0])
+    elementwise(function, np.ones(16))
+    signature = next(s for s in elementwise.signatures if s[0].dispatcher is function)
+    assembly = elementwise.inspect_asm(signature)
     packed = ("mulpd", "addpd", "fmul\tv", "fadd\tv")  # x86-64 SSE/AVX, AArch64 NEON
     assert any(instruction in assembly for instruction in packed)
