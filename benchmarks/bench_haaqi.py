@@ -6,12 +6,14 @@ Usage::
         [--official-python /path/to/venv/bin/python] [--official-runs 1]
 
 Prints the CPU model and SIMD level, numba's thread count (set it with
-``NUMBA_NUM_THREADS``), the time of the first call in this process (with numba's
-on-disk cache a second process loads the compiled kernels instead of compiling them:
-run the benchmark twice to see both), the median of the following calls, and, when a
-Python with the official pyclarity 0.9.0 is given (``--official-python``, default: the
-``PYCLARITY_PYTHON`` environment variable), its time on the same inputs measured in the
-same run, the ratio, and the difference between the two scores. Both are seeded with
+``NUMBA_NUM_THREADS``), the allocator policy (freed memory kept for reuse, as the recipe's
+evaluate runs, ``clarity.utils.memory``; ``--default-allocator`` for glibc's own), the time
+of the first call in this process (with numba's on-disk cache a second process loads the
+compiled kernels instead of compiling them: run the benchmark twice to see both), the median
+of the following calls, and, when a Python with the official pyclarity 0.9.0 is given
+(``--official-python``, default: the ``PYCLARITY_PYTHON`` environment variable), its time
+on the same inputs measured in the same run, the ratio, and the difference between the two
+scores. Both are seeded with
 ``np.random.seed(0)`` before each call, so the scores agree to about 1e-11.
 
 The official code runs in a subprocess of that Python started from a temporary folder,
@@ -128,6 +130,11 @@ def main() -> None:
         help="Python of a venv with pyclarity 0.9.0 (default: $PYCLARITY_PYTHON)",
     )
     parser.add_argument("--official-runs", type=int, default=1)
+    parser.add_argument(
+        "--default-allocator",
+        action="store_true",
+        help="keep glibc's default policy (evaluate.py keeps freed memory for reuse)",
+    )
     parser.add_argument("--official-worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.official_worker is not None:
@@ -137,9 +144,14 @@ def main() -> None:
     import numba
 
     from clarity.utils.machine import cpu_description
+    from clarity.utils.memory import keep_freed_memory
 
     reference, processed = benchmark_signals(args.seconds)
-    print(f"CPU: {cpu_description()}; numba threads: {numba.get_num_threads()}")
+    kept = not args.default_allocator and keep_freed_memory()
+    print(
+        f"CPU: {cpu_description()}; numba threads: {numba.get_num_threads()}; freed memory "
+        f"{'kept for reuse, as evaluate.py runs' if kept else 'returned: the default policy'}"
+    )
     first = time_haaqi(reference, processed, 1)
     ours = time_haaqi(reference, processed, args.runs)
     median = statistics.median(ours["wall"])

@@ -6,7 +6,8 @@ the calling process is one of them and N - 1 more are spawned processes: the cal
 has already imported and prepared everything, so it scores pairs while the others start.
 Results come back to the calling process, which alone writes them, so output files stay
 consistent. Workers and their threads share the usable CPUs (`clarity.utils.threads`): at most
-one worker per CPU, `CPUs // workers` threads each.
+one worker per CPU, `CPUs // workers` threads each. Every worker keeps the memory it frees
+for reuse (`clarity.utils.memory`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from clarity.utils.memory import keep_freed_memory
 from clarity.utils.threads import (
     set_thread_count,
     threads_per_worker,
@@ -66,8 +68,10 @@ def _pair_name(pair: Pair) -> str:
 def _start_worker(
     threads: int, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]
 ) -> None:
-    """First call in a worker process: its thread count, then the task's own set-up."""
+    """First call in a worker process: its thread count and allocator policy, then the task's
+    own set-up."""
     set_thread_count(threads)
+    keep_freed_memory()
     if initializer is not None:
         initializer(*initargs)
 
@@ -206,6 +210,8 @@ def run_pairs(
             stage, workers, workers - 1, threads, cpus,
         )
 
+    if todo:
+        keep_freed_memory()  # the pairs' large arrays reuse memory instead of faulting it in
     with tqdm(total=len(todo), desc=stage, unit="pair", disable=not todo) as progress:
 
         def record(pair: Pair, result: Any, error: BaseException | None) -> None:
