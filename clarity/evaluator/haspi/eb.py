@@ -41,6 +41,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -521,12 +522,15 @@ def env_compress_basilar_membrane(
 # --------------------------------------------------------------------------------------
 
 
-def _lagged_correlation(first: np.ndarray, second: np.ndarray, max_lag: int) -> np.ndarray:
+def _lagged_correlation(
+    first: np.ndarray, second: np.ndarray, max_lag: int, workers: int
+) -> np.ndarray:
     """``c[..., k + max_lag] = sum_n first[..., n + k] * second[..., n]`` for |k| <= max_lag.
 
     ``first`` and ``second`` are ``(..., npts)`` (time last, zero outside). A lag range
     much shorter than the signals is done block-wise with FFTs of about 16 lag ranges,
-    which stay in cache; otherwise one circular correlation covers it.
+    which stay in cache; otherwise one circular correlation covers it. ``workers``: threads
+    of ``scipy.fft``.
 
     Returns:
         ``(..., 2 max_lag + 1)`` correlations for lags ``-max_lag .. max_lag``.
@@ -535,8 +539,8 @@ def _lagged_correlation(first: np.ndarray, second: np.ndarray, max_lag: int) -> 
     single = scipy.fft.next_fast_len(npts + max_lag, real=True)
     block_size = 1 << int(np.ceil(np.log2(16 * max(max_lag, 1))))
     if single <= block_size:
-        return _circular_correlation(first, second, max_lag, single)
-    return _blocked_correlation(first, second, max_lag, block_size)
+        return _circular_correlation(first, second, max_lag, single, workers)
+    return _blocked_correlation(first, second, max_lag, block_size, workers)
 
 
 def _zero_padded(signals: np.ndarray, size: int) -> np.ndarray:
@@ -547,10 +551,9 @@ def _zero_padded(signals: np.ndarray, size: int) -> np.ndarray:
 
 
 def _circular_correlation(
-    first: np.ndarray, second: np.ndarray, max_lag: int, size: int
+    first: np.ndarray, second: np.ndarray, max_lag: int, size: int, workers: int
 ) -> np.ndarray:
     """:func:`_lagged_correlation` by one circular FFT correlation, ``size >= n + max_lag``."""
-    workers = _fft_workers()
     spectrum = scipy.fft.rfft(_zero_padded(first, size), axis=-1, workers=workers)
     spectrum *= np.conj(scipy.fft.rfft(_zero_padded(second, size), axis=-1, workers=workers))
     circular = scipy.fft.irfft(spectrum, size, axis=-1, workers=workers)
@@ -558,7 +561,7 @@ def _circular_correlation(
 
 
 def _blocked_correlation(
-    first: np.ndarray, second: np.ndarray, max_lag: int, size: int
+    first: np.ndarray, second: np.ndarray, max_lag: int, size: int, workers: int
 ) -> np.ndarray:
     """:func:`_lagged_correlation` block-wise with real FFTs of length ``size > 2 max_lag``.
 
@@ -566,7 +569,6 @@ def _blocked_correlation(
     the stretch of ``first`` it can reach; the block spectra products are summed
     before one inverse transform (overlap-save in the lag domain).
     """
-    workers = _fft_workers()
     npts = first.shape[-1]
     rows = first.shape[:-1]
     span = 2 * max_lag
@@ -614,7 +616,7 @@ def input_align(reference: np.ndarray, processed: np.ndarray) -> tuple[np.ndarra
     n_common = min(len(reference), len(processed))
     a = reference[:n_common] - np.mean(reference[:n_common])
     b = processed[:n_common] - np.mean(processed[:n_common])
-    correlation = _lagged_correlation(a[np.newaxis], b[np.newaxis], n_common - 1)[0]
+    correlation = _lagged_correlation(a[np.newaxis], b[np.newaxis], n_common - 1, _fft_workers())[0]
     lag = int(np.argmax(np.abs(correlation))) - (n_common - 1)
     delay = int(np.rint(-lag - 2 * MODEL_SAMPLE_RATE / 1000.0))
     processed = _delay_rows(processed[np.newaxis], np.array([-delay]))[0]
@@ -643,11 +645,18 @@ def envelope_align(
     reference = _as_bands(reference)
     output = _as_bands(output)
     max_lag = min(int(np.rint(0.001 * corr_range * freq_sample)), reference.shape[-1])
-    # band by band: the FFT blocks of one band stay in cache
-    correlation = np.concatenate(
-        [_lagged_correlation(reference[row : row + 1], output[row : row + 1], max_lag)
-         for row in range(reference.shape[0])]
-    )  # fmt: skip
+
+    def band_correlation(row: int) -> np.ndarray:
+        return _lagged_correlation(reference[row : row + 1], output[row : row + 1], max_lag, 1)
+
+    # band by band, so that the FFT blocks of one band stay in cache; bands on numba's
+    # threads (scipy.fft and NumPy release the GIL)
+    threads = min(_fft_workers(), reference.shape[0])
+    if threads > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            correlation = np.concatenate(list(pool.map(band_correlation, range(len(reference)))))
+    else:
+        correlation = np.concatenate([band_correlation(row) for row in range(len(reference))])
     # searched lags are -max_lag+1 .. max_lag; the first maximum wins
     delay = max_lag - np.argmax(correlation[:, 1:], axis=-1) - 1
     aligned = _delay_rows(output, -delay)
