@@ -15,10 +15,12 @@ on the next call (kept in the state as the cached Gaussian, ``has_gauss``).
 
 Here the MT19937 stream (Matsumoto & Nishimura 1998, ACM TOMACS 8(1):3-30) is
 continued from the generator's state (key and position) in compiled code, in blocks
-of uniforms that stay in cache and go straight to the polar transform; the generator
-is then set to exactly the state the scalar loop would leave: the key and position
-after the last pair used, and the cached Gaussian when an odd number of values was
-taken from the last pair.
+of uniforms that stay in cache, and the pairs inside the unit disc are kept in order
+(`_accepted_pairs`, sequential like the stream); the polar transform of those pairs, one
+``log`` and one ``sqrt`` each, runs on numba's threads (`_polar_transform`). The generator
+is then set to exactly the state the scalar loop would leave: the key and position after
+the last pair used, and the cached Gaussian when an odd number of values was taken from
+the last pair.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 _STATE_WORDS, _SHIFT_WORDS = 624, 397  # MT19937 state size and middle offset
 _BLOCK_PAIRS = 1024  # uniform pairs made at once (16 KiB, stays in L1 cache)
@@ -86,18 +88,18 @@ def _uniforms(key, words, pos, uniforms):
 
 
 @njit(cache=True, nogil=True)
-def _polar_fill(key, pos, out, filled):
-    """Fill ``out[filled:]`` with legacy Gaussians from the MT19937 state ``(key, pos)``.
+def _accepted_pairs(key, pos, out, filled):
+    """First step of the polar method: the accepted uniform pairs, ``out[filled:]``.
 
-    ``key (624,)`` uint32 is advanced in place to the state the scalar sampler would
-    leave. Uniforms are made in small blocks; the last block is made again from a
-    saved state, up to the pairs actually used. ``math.log``/``math.sqrt`` are the C
-    library's, as in the legacy sampler (NumPy's vectorised ``np.log`` can differ in
-    the last bit).
+    Uniform pairs are drawn from the MT19937 state ``(key, pos)`` in small blocks; each pair
+    inside the unit disc (``0 < r2 < 1``) is written as ``x2, x1`` to the next two places of
+    ``out``, until ``out[filled:]`` is full (the second value of the last pair may not fit).
+    ``key (624,)`` uint32 is advanced in place to the state the scalar sampler would leave:
+    the last block is made again from a saved state, up to the pairs actually used.
 
     Returns:
-        ``(pos, cached, has_cached)``: the new position in the state block, and the
-        second value of the last pair when it did not fit.
+        ``(pos, x1_of_last_pair, has_cached)``: the new position in the state block; and the
+        ``x1`` of the last pair when it did not fit (its Gaussian is the cached one).
     """
     total = out.shape[0]
     words = np.empty(_STATE_WORDS, dtype=np.uint32)
@@ -114,18 +116,45 @@ def _polar_fill(key, pos, out, filled):
             r2 = x1 * x1 + x2 * x2
             if r2 >= 1.0 or r2 == 0.0:
                 continue
-            f = math.sqrt(-2.0 * math.log(r2) / r2)
-            out[filled] = f * x2
+            out[filled] = x2
             filled += 1
-            cached, has_cached = f * x1, filled == total
+            has_cached = filled == total
             if not has_cached:
-                out[filled] = f * x1
+                out[filled] = x1
                 filled += 1
             if filled == total:
                 key[:] = saved_key
                 _temper(key, words)
                 pos = _uniforms(key, words, saved_pos, uniforms[: 2 * (pair + 1)])
-                return pos, cached, has_cached
+                return pos, x1, has_cached
+
+
+@njit(cache=True, nogil=True)
+def _polar_factor(x1, x2):
+    """``sqrt(-2 log(r2) / r2)``, ``r2 = x1^2 + x2^2``: the scale of an accepted pair, with the
+    C library's ``log`` and ``sqrt``, as the legacy sampler (NumPy's vectorised ``np.log``
+    can differ in the last bit)."""
+    r2 = x1 * x1 + x2 * x2
+    return math.sqrt(-2.0 * math.log(r2) / r2)
+
+
+@njit(cache=True, parallel=True)
+def _polar_transform(out, first, x1_of_last_pair, has_cached):
+    """Second step: each accepted pair ``x2, x1`` of ``out[first:]`` times its polar factor,
+    in place (pairs in parallel: each is independent). Returns the cached Gaussian when the
+    last pair's second value did not fit."""
+    n_pairs = (out.shape[0] - first) // 2
+    for pair in prange(n_pairs):
+        x2, x1 = out[first + 2 * pair], out[first + 2 * pair + 1]
+        factor = _polar_factor(x1, x2)
+        out[first + 2 * pair] = factor * x2
+        out[first + 2 * pair + 1] = factor * x1
+    if not has_cached:
+        return 0.0
+    x2 = out[out.shape[0] - 1]
+    factor = _polar_factor(x1_of_last_pair, x2)
+    out[out.shape[0] - 1] = factor * x2
+    return factor * x1_of_last_pair
 
 
 def standard_normal(
@@ -169,6 +198,7 @@ def standard_normal(
     cached, has_cached = 0.0, False
     if filled < total:
         key = np.array(key, dtype=np.uint32)
-        pos, cached, has_cached = _polar_fill(key, int(pos), flat, filled)
+        pos, x1_of_last_pair, has_cached = _accepted_pairs(key, int(pos), flat, filled)
+        cached = _polar_transform(flat, filled, x1_of_last_pair, has_cached)
     state.set_state((bit_generator, key, pos, int(has_cached), cached if has_cached else 0.0))
     return out
