@@ -5,8 +5,10 @@ Usage::
     python benchmarks/bench_compressor.py [--repeats 15]
         [--official-python /path/to/pyclarity-venv/bin/python] [--official-runs 3]
 
-Prints the CPU (model and SIMD level) and the load average (timings on a shared machine are
-noisy: compare the ratios measured in one run), then the median wall time of several calls
+Prints the CPU (model and SIMD level), the load average (timings on a shared machine are
+noisy: compare the ratios measured in one run) and the allocator policy (freed memory kept
+for reuse, as the recipe's scripts run, `clarity.utils.memory`; `--default-allocator` for
+glibc's own), then the median wall time of several calls
 after a warm-up call (which loads or compiles the numba kernels): ours on mono and stereo,
 with numba's threads and with one thread, and the crossover alone; then pyClarity 0.9.0's
 MultibandCompressor on the same mono signal with the same settings, timed in a subprocess of
@@ -32,6 +34,7 @@ import numpy as np
 
 from clarity.enhancer.multiband_compressor import MultibandCompressor
 from clarity.utils.machine import cpu_description
+from clarity.utils.memory import keep_freed_memory
 
 SAMPLE_RATE = 44100
 DURATION_S = 10.0
@@ -105,9 +108,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--official-python", default=os.environ.get("PYCLARITY_PYTHON"))
     parser.add_argument("--official-runs", type=int, default=3)
+    parser.add_argument(
+        "--default-allocator",
+        action="store_true",
+        help="keep glibc's default policy (enhance.py keeps freed memory for reuse)",
+    )
     args = parser.parse_args()
 
-    print(f"CPU: {cpu_description()}; load average {os.getloadavg()[0]:.2f} (shared machine)")
+    kept = not args.default_allocator and keep_freed_memory()
+    print(
+        f"CPU: {cpu_description()}; load average {os.getloadavg()[0]:.2f} (shared machine);"
+        f" freed memory {'kept for reuse, as enhance.py runs' if kept else 'returned (default)'}"
+    )
     mbc = MultibandCompressor(CROSSOVER_HZ, SAMPLE_RATE)
     mbc.set_compressors(**SETTINGS)
     n_samples = int(DURATION_S * SAMPLE_RATE)

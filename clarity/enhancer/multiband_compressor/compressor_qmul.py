@@ -78,7 +78,7 @@ def gain_reduction_db(
     return level - wanted
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", parallel=True)
 def compress_block(
     signal: np.ndarray,
     threshold: np.ndarray,
@@ -93,8 +93,9 @@ def compress_block(
     """Steps 1-4 for each compressor (column) of a block of samples.
 
     Steps 1 and 4 are loops over every sample of the block, which the compiler turns into
-    vector instructions (`fast_math.log10` and `fast_math.exp`, within 2 ulp of NumPy's);
-    steps 2-3 are the recursion along time, the compressors side by side in its inner loop.
+    vector instructions (`fast_math.log10` and `fast_math.exp`, within 2 ulp of NumPy's), shared
+    among numba's threads; steps 2-3 are the recursion along time, the compressors side by
+    side in its inner loop.
 
     Args:
         signal: (samples, compressors) C-contiguous input block.
@@ -106,7 +107,7 @@ def compress_block(
     n_samples, n_compressors = signal.shape
     samples = signal.reshape(-1)
     values = out.reshape(-1)
-    for i in range(samples.size):  # step 1: the level x_G (dB)
+    for i in numba.prange(samples.size):  # step 1: the level x_G (dB)
         magnitude = abs(samples[i])
         magnitude = ZERO_FLOOR if magnitude == 0.0 else magnitude
         values[i] = max(20 * fast_math.log10(magnitude), LEVEL_FLOOR_DB)
@@ -119,7 +120,7 @@ def compress_block(
             y_l = alpha * y_l + (1 - alpha) * x_l
             smoothed[c] = y_l
             out[n, c] = (makeup_gain[c] - y_l) * LN10_OVER_20
-    for i in range(samples.size):  # step 4: x 10^((makeup - y_L) / 20), zeros as eps
+    for i in numba.prange(samples.size):  # step 4: x 10^((makeup - y_L) / 20), zeros as eps
         sample = ZERO_FLOOR if samples[i] == 0.0 else samples[i]
         values[i] = sample * fast_math.exp(values[i])
 

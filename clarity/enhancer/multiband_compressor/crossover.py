@@ -158,7 +158,8 @@ def filter_lanes(
         lane_row: (lanes,) the row of `signal` each lane filters.
         b, a: (stages, MAX_ORDER + 1, lanes) coefficients of each lane's chain, a[:, 0] == 1.
         state: (stages, MAX_ORDER, lanes) filter states z, updated in place (zeros to start).
-        out: (samples, lanes) output of the last stage of each lane.
+        out: (samples, lanes kept) output of the last stage of each lane; lanes beyond its
+            width (the padding) are not kept.
     """
     n_stages, _, n_lanes = b.shape
     for block in numba.prange(-(-n_lanes // lanes_per_block)):  # blocks of lanes in parallel
@@ -191,7 +192,7 @@ def filter_lanes(
                         bw[s, MAX_ORDER, lane] * x - aw[s, MAX_ORDER, lane] * y
                     )
                     value[lane] = y
-            for lane in range(lanes):
+            for lane in range(min(lanes, out.shape[1] - first)):
                 out[n, first + lane] = value[lane]
         for s in range(n_stages):
             for lane in range(lanes):
@@ -283,11 +284,11 @@ class Crossover:
         b[:, 0] = a[:, 0] = 1.0  # padding lanes: identity filters
         b[..., :n_lanes] = np.repeat(self._chain_b, n_channels, axis=2)
         a[..., :n_lanes] = np.repeat(self._chain_a, n_channels, axis=2)
-        bands = np.empty((n_samples, n_padded))
+        bands = np.empty((n_samples, n_lanes))
         # one block of lanes per numba thread, each a whole number of vectors
         lanes_per_block = min(padded_lanes(-(-n_padded // numba.get_num_threads())), LANE_BLOCK)
         filter_lanes(np.ascontiguousarray(rows), lane_row, b, a, state, bands, lanes_per_block)
-        return bands[:, :n_lanes].reshape(n_samples, self.num_bands, n_channels)
+        return bands.reshape(n_samples, self.num_bands, n_channels)
 
     def __call__(self, signal: np.ndarray, axis: int = -1) -> np.ndarray:
         """Split `signal` along `axis` (time).
