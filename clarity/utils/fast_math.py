@@ -5,8 +5,9 @@ NumPy and numba call the C library for `exp` and `log10` one element at a time u
 has AVX-512 (NumPy's own SIMD versions of these are AVX-512 only): 10-16 ns per element on a
 2-core AVX2 machine, the largest cost of the ear model's compression and dB SL stages. The two
 functions here are plain arithmetic on IEEE doubles (bits read with `view`), with no call and
-no branch, so that a loop over an array that calls them compiles to SIMD instructions on any
-CPU (AVX2, AVX-512, NEON): 2.5-3.5 ns per element on that machine.
+no branch, so that LLVM's loop vectoriser turns a loop over an array that calls them into SIMD
+instructions for whatever CPU numba compiles for (`tests/test_fast_math.py` checks that on the
+machine at hand): 2.5-3.5 ns per element on that AVX2 machine.
 
 Algorithms (those of fdlibm, Sun Microsystems 1993, after Tang [1]):
 
