@@ -9,7 +9,8 @@ random mixture. The baseline is a plain re-implementation of the official CAD2 T
 ``clarity.separation.fast_inference.prepare_for_inference``, under ``torch.inference_mode``.
 The machine may be shared: all are timed in the same run, in ``--repeats`` rounds of the
 three (best of each kept), and CPU seconds (all threads) are printed beside wall-clock
-seconds. Run:
+seconds. The process keeps freed memory for reuse, as the recipe's enhance does
+(``clarity.utils.memory``; ``--default-allocator`` for glibc's own), for all three. Run:
 
     .venv/bin/python benchmarks/bench_separation.py [--causal] [--repeats 2] [--threads 2]
     .venv/bin/python benchmarks/bench_separation.py --device cuda --dtype bfloat16 \
@@ -40,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from official_separation_loop import official_convtasnet_forward, official_loop
 
 from clarity.utils.machine import cpu_description
+from clarity.utils.memory import keep_freed_memory
 
 
 def best_time(function, repeats: int) -> tuple[float, float, torch.Tensor]:
@@ -66,7 +68,10 @@ def main() -> None:
                         help="chunks stacked per model call with --dtype / --device")  # fmt: skip
     parser.add_argument("--instruments", type=int, default=1,
                         help="models separated, stacked into one call (ours only)")  # fmt: skip
+    parser.add_argument("--default-allocator", action="store_true",
+                        help="glibc's own policy (enhance.py keeps freed memory)")  # fmt: skip
     args = parser.parse_args()
+    kept = not args.default_allocator and keep_freed_memory()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
@@ -74,7 +79,8 @@ def main() -> None:
     sample_rate = 44100
     model = ConvTasNetStereo(causal=args.causal, norm_type="cLN" if args.causal else "gLN").eval()
     mix = 0.1 * torch.randn(1, 2, int(args.seconds * sample_rate))
-    print(f"cpu: {cpu_description()}")
+    print(f"cpu: {cpu_description()}; freed memory "
+          f"{'kept for reuse (all runs), as enhance.py runs' if kept else 'returned (default)'}")
     print(f"threads={torch.get_num_threads()} causal={args.causal} audio={args.seconds:.1f} s "
           f"device={args.device} dtype={args.dtype}")  # fmt: skip
     if args.device != "cpu" or args.dtype != "float32" or args.instruments > 1:

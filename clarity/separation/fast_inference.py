@@ -12,7 +12,7 @@ cost less on a CPU:
 * **in-place activations** (any device) -- a one-parameter ``PReLU`` becomes
   ``LeakyReLU(slope, inplace=True)``, the same function without one more large tensor;
 * **CPU convolutions** -- a 1x1 ``nn.Conv1d`` becomes :class:`PointwiseConv` (one BLAS matrix
-  product on the channels-first tensor, no oneDNN layout reorders) and a depthwise one
+  product with the frames as its long side, no oneDNN layout reorders) and a depthwise one
   :class:`DepthwiseConv` (one multiply-add per tap on shifted views; a causal block's
   pad-then-trim becomes left padding only);
 * **gLN fused with the next convolution** (CPU) -- gLN is, per item, an affine map
@@ -112,11 +112,25 @@ def _folded(norm: nn.Module, conv: nn.Conv1d) -> tuple[nn.Module, nn.Conv1d]:
     return type(norm)(norm.gamma.shape[1], affine=False).to(weight.device), folded
 
 
+def frames_major_product(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``weight @ x`` for ``x`` (batch, in, frames) and ``weight`` (out, in) or per item
+    (batch, out, in), computed as ``(x^T weight^T)^T``: (batch, out, frames), a view of a
+    frames-major (channels-last) result.
+
+    The same products in the order BLAS runs fastest here: with the frames as the long side
+    of the GEMM, MKL's sgemm ran at 29-34 GMAC/s on 2 AVX2 cores (AMD EPYC) against 22-25 with
+    the channels as rows. Either memory layout of ``x`` is read without a copy, and every
+    later stage works on both.
+    """
+    return torch.matmul(x.transpose(1, 2), weight.transpose(-1, -2)).transpose(1, 2)
+
+
 class PointwiseConv(nn.Module):
     """A 1x1 ``nn.Conv1d`` as one matrix product: (batch, in, frames) -> (batch, out, frames).
 
-    Same result as the convolution; on CPU the product runs straight on the channels-first
-    tensor (BLAS GEMM) instead of oneDNN's convolution with its layout reorders.
+    Same result as the convolution; on CPU the product runs as a BLAS GEMM with the frames as
+    its long side (:func:`frames_major_product`) instead of oneDNN's convolution with its
+    layout reorders.
     """
 
     def __init__(self, conv: nn.Conv1d):
@@ -126,7 +140,7 @@ class PointwiseConv(nn.Module):
         self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.matmul(self.weight, x)
+        out = frames_major_product(x, self.weight)
         return out if self.bias is None else out.add_(self.bias)
 
 
@@ -162,16 +176,20 @@ class DepthwiseConv(nn.Module):
         spans = [(max(0, -o), min(n_out, n_in - o)) for o in offsets]  # output frames per tap
         full = next((k for k, span in enumerate(spans) if span == (0, n_out)), None)
         weight = self.weight.unsqueeze(-1)  # (channels, taps, 1): the shift meets these taps
+        # tap k as a (..., channels, 1) column, contiguous over the channels so that it streams
+        # beside x in either memory layout
+        columns = taps.transpose(-1, -2).contiguous().unsqueeze(-1)
         start = x.new_zeros(()) if shift is None else shift * weight.sum(dim=1)  # on real taps
         if full is None:
             out = x.new_zeros(*x.shape[:-1], n_out).add_(start)
         else:
             source = x[..., offsets[full] : offsets[full] + n_out]
-            out = torch.addcmul(start, source, taps[..., full, None])
+            out = torch.empty_like(source)  # in the memory layout of x
+            torch.addcmul(start, source, columns[..., full, :, :], out=out)
         for k, (first, stop) in enumerate(spans):
             if k != full and first < stop:
                 source = x[..., first + offsets[k] : stop + offsets[k]]
-                out[..., first:stop].addcmul_(source, taps[..., k, None])
+                out[..., first:stop].addcmul_(source, columns[..., k, :, :])
         if shift is not None:
             for k, (first, stop) in enumerate(spans):  # frames where tap k reads the padding
                 out[..., : min(first, n_out)].sub_(shift * weight[:, k])
@@ -209,20 +227,23 @@ class GlobalNormPointwise(nn.Module):
         bias = torch.matmul(weight, shift)  # (batch, out, 1)
         if self.pointwise.bias is not None:
             bias = bias + self.pointwise.bias
-        return torch.matmul(weight * scale.transpose(1, 2), y).add_(bias)
+        return frames_major_product(y, weight * scale.transpose(1, 2)).add_(bias)
 
 
 def global_norm_affine(norm: GlobalLayerNorm, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(a, b)`` with ``norm(y) == a * y + b``, each (batch, channels, 1).
 
     The statistics are the mean and the mean square over channels and frames, from two
-    read-only passes: sums and vector norms per channel (float32, accurate over one row of
-    frames), added up over channels in float64, where ``var = E[y^2] - mean^2`` is formed.
+    read-only passes: sums and vector norms along the axis that is contiguous in memory (the
+    frames of a channels-first tensor, the channels of a channels-last one; float32, accurate
+    over one row), added up over the other axis in float64, where ``var = E[y^2] - mean^2``
+    is formed.
     """
     count = y.shape[1] * y.shape[2]
-    mean = y.sum(dim=-1, keepdim=True).double().sum(dim=1, keepdim=True) / count
-    row_norms = torch.linalg.vector_norm(y, dim=-1, keepdim=True).double()
-    square = row_norms.square().sum(dim=1, keepdim=True) / count
+    along, across = (2, 1) if y.stride(2) == 1 else (1, 2)
+    mean = y.sum(dim=along, keepdim=True).double().sum(dim=across, keepdim=True) / count
+    row_norms = torch.linalg.vector_norm(y, dim=along, keepdim=True).double()
+    square = row_norms.square().sum(dim=across, keepdim=True) / count
     variance = (square - mean.square()).clamp_min(0)
     rstd = torch.rsqrt(variance + EPS).to(y.dtype)
     scale = rstd.expand(-1, y.shape[1], -1)
