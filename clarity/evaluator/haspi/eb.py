@@ -651,12 +651,8 @@ def envelope_align(
 
     # band by band, so that the FFT blocks of one band stay in cache; bands on numba's
     # threads (scipy.fft and NumPy release the GIL)
-    threads = min(_fft_workers(), reference.shape[0])
-    if threads > 1:
-        with ThreadPoolExecutor(threads) as pool:
-            correlation = np.concatenate(list(pool.map(band_correlation, range(len(reference)))))
-    else:
-        correlation = np.concatenate([band_correlation(row) for row in range(len(reference))])
+    with ThreadPoolExecutor(_fft_workers()) as pool:
+        correlation = np.concatenate(list(pool.map(band_correlation, range(len(reference)))))
     # searched lags are -max_lag+1 .. max_lag; the first maximum wins
     delay = max_lag - np.argmax(correlation[:, 1:], axis=-1) - 1
     aligned = _delay_rows(output, -delay)
