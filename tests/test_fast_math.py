@@ -68,3 +68,6 @@ def test_a_loop_over_an_array_compiles_to_vector_instructions(function) -> None:
     assembly = elementwise.inspect_asm(signature)
     packed = ("mulpd", "addpd", "fmul\tv", "fadd\tv")  # x86-64 SSE/AVX, AArch64 NEON
     assert any(instruction in assembly for instruction in packed)
+    # no integer <-> double conversion one lane at a time (AVX2 has no packed int64 one)
+    scalar_conversions = ("cvtsi2sd", "cvttsd2si", "cvtsd2si")
+    assert not any(instruction in assembly for instruction in scalar_conversions)

@@ -67,12 +67,19 @@ TWO_POWER_54 = 18014398509481984.0
 MANTISSA_BITS = 0x000FFFFFFFFFFFFF
 EXPONENT_OF_ONE = 0x3FF0000000000000  # the bits of 1.0
 EXPONENT_BIAS = 1023
+# 1.5 * 2^52: for an integer |n| < 2^51, the low bits of n + ROUNDING_SHIFT are n itself (two's
+# complement), which converts between doubles and integers with one addition: AVX2 has no
+# vector instruction for int64 <-> double, and LLVM would do those conversions lane by lane
+ROUNDING_SHIFT = 6755399441055744.0
+ROUNDING_SHIFT_BITS = 0x4338000000000000
 
 
 @numba.njit(cache=True, error_model="numpy")
-def power_of_two(k: int) -> float:
-    """2^k for an integer -1022 <= k <= 1023, built in the exponent bits."""
-    return np.int64((k + EXPONENT_BIAS) << 52).view(np.float64)
+def power_of_two(k: float) -> float:
+    """2^k for a double k holding an integer -1022 <= k <= 1023, built in the exponent bits
+    (the shift by 52 drops the high bits of ROUNDING_SHIFT)."""
+    shifted = np.float64(k + (ROUNDING_SHIFT + EXPONENT_BIAS)).view(np.int64)
+    return np.int64(shifted << 52).view(np.float64)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -86,9 +93,8 @@ def exp(x: float) -> float:
     r2 = r * r
     c = r - r2 * (EXP_P1 + r2 * (EXP_P2 + r2 * (EXP_P3 + r2 * (EXP_P4 + r2 * EXP_P5))))
     exp_r = 1.0 - ((low - (r * c) / (2.0 - c)) - high)
-    k_int = np.int64(k)
-    half = k_int >> 1  # 2^k as 2^half 2^(k - half): both factors are normal numbers
-    return exp_r * power_of_two(half) * power_of_two(k_int - half)
+    half = np.floor(0.5 * k)  # 2^k as 2^half 2^(k - half): both factors are normal numbers
+    return exp_r * power_of_two(half) * power_of_two(k - half)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -97,11 +103,12 @@ def log10(x: float) -> float:
     subnormal = x < SMALLEST_NORMAL
     x = x * TWO_POWER_54 if subnormal else x
     bits = np.float64(x).view(np.int64)
-    k = (bits >> 52) - EXPONENT_BIAS - (54 if subnormal else 0)
+    biased = np.int64((bits >> 52) | ROUNDING_SHIFT_BITS).view(np.float64) - ROUNDING_SHIFT
+    k = biased - (EXPONENT_BIAS + 54.0 if subnormal else float(EXPONENT_BIAS))  # a double
     m = np.int64((bits & MANTISSA_BITS) | EXPONENT_OF_ONE).view(np.float64)  # in [1, 2)
     above = m > SQRT2
     m = 0.5 * m if above else m
-    k = k + 1 if above else k
+    k = k + 1.0 if above else k
     f = m - 1.0
     s = f / (2.0 + f)
     s2 = s * s

@@ -115,9 +115,10 @@ def compress_block(
     for n in range(n_samples):  # steps 2-3: ln of the gain, (makeup - y_L) ln(10) / 20
         for c in range(n_compressors):  # independent compressors: their recursions interleave
             x_l = gain_reduction_db(out[n, c], threshold[c], inverse_ratio[c], knee_width[c])
-            y_l = smoothed[c]
-            alpha = alpha_attack[c] if x_l > y_l else alpha_release[c]
-            y_l = alpha * y_l + (1 - alpha) * x_l
+            previous = smoothed[c]
+            attack, release = alpha_attack[c], alpha_release[c]  # both loaded: a select, no branch
+            alpha = attack if x_l > previous else release
+            y_l = alpha * previous + (1 - alpha) * x_l
             smoothed[c] = y_l
             out[n, c] = (makeup_gain[c] - y_l) * LN10_OVER_20
     for i in numba.prange(samples.size):  # step 4: x 10^((makeup - y_L) / 20), zeros as eps
