@@ -7,7 +7,10 @@ has AVX-512 (NumPy's own SIMD versions of these are AVX-512 only): 10-16 ns per 
 functions here are plain arithmetic on IEEE doubles (bits read with `view`), with no call and
 no branch, so that LLVM's loop vectoriser turns a loop over an array that calls them into SIMD
 instructions for whatever CPU numba compiles for (`tests/test_fast_math.py` checks that on the
-machine at hand): 2.5-3.5 ns per element on that AVX2 machine.
+machine at hand): on that AVX2 machine (an AMD EPYC, Zen 3), 2.7 ns per element for `exp` and
+3.1 ns for `log10` in a loop over 8192 doubles. Integers and doubles are converted through
+the bits of 1.5 * 2^52 (`ROUNDING_SHIFT`), with one vector addition: AVX2 has no packed
+int64 <-> double conversion, and LLVM converted those lane by lane (3.5 and 3.3 ns before).
 
 Algorithms (those of fdlibm, Sun Microsystems 1993, after Tang [1]):
 
