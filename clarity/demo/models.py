@@ -113,7 +113,7 @@ class DemoTraining:
 
 DEMO_TRAINING = {
     "shipped": DemoTraining(
-        epochs=30,
+        epochs=45,
         round_epochs=5,
         all_instruments=True,
         samples_per_track=32,
