@@ -34,7 +34,7 @@ import numpy as np
 
 from clarity.enhancer.multiband_compressor import MultibandCompressor
 from clarity.utils.machine import cpu_description
-from clarity.utils.memory import keep_freed_memory
+from clarity.utils.memory import allocator_policy
 
 SAMPLE_RATE = 44100
 DURATION_S = 10.0
@@ -115,10 +115,10 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    kept = not args.default_allocator and keep_freed_memory()
+    policy = allocator_policy(args.default_allocator)
     print(
         f"CPU: {cpu_description()}; load average {os.getloadavg()[0]:.2f} (shared machine);"
-        f" freed memory {'kept for reuse, as enhance.py runs' if kept else 'returned (default)'}"
+        f" {policy}"
     )
     mbc = MultibandCompressor(CROSSOVER_HZ, SAMPLE_RATE)
     mbc.set_compressors(**SETTINGS)

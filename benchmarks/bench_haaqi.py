@@ -144,14 +144,11 @@ def main() -> None:
     import numba
 
     from clarity.utils.machine import cpu_description
-    from clarity.utils.memory import keep_freed_memory
+    from clarity.utils.memory import allocator_policy
 
     reference, processed = benchmark_signals(args.seconds)
-    kept = not args.default_allocator and keep_freed_memory()
-    print(
-        f"CPU: {cpu_description()}; numba threads: {numba.get_num_threads()}; freed memory "
-        f"{'kept for reuse, as evaluate.py runs' if kept else 'returned: the default policy'}"
-    )
+    policy = allocator_policy(args.default_allocator)
+    print(f"CPU: {cpu_description()}; numba threads: {numba.get_num_threads()}; {policy}")
     first = time_haaqi(reference, processed, 1)
     ours = time_haaqi(reference, processed, args.runs)
     median = statistics.median(ours["wall"])

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from official_separation_loop import official_convtasnet_forward, official_loop
 
 from clarity.utils.machine import cpu_description
-from clarity.utils.memory import keep_freed_memory
+from clarity.utils.memory import allocator_policy
 
 
 def best_time(function, repeats: int) -> tuple[float, float, torch.Tensor]:
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--default-allocator", action="store_true",
                         help="glibc's own policy (enhance.py keeps freed memory)")  # fmt: skip
     args = parser.parse_args()
-    kept = not args.default_allocator and keep_freed_memory()
+    policy = allocator_policy(args.default_allocator)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
@@ -79,8 +79,7 @@ def main() -> None:
     sample_rate = 44100
     model = ConvTasNetStereo(causal=args.causal, norm_type="cLN" if args.causal else "gLN").eval()
     mix = 0.1 * torch.randn(1, 2, int(args.seconds * sample_rate))
-    print(f"cpu: {cpu_description()}; freed memory "
-          f"{'kept for reuse (all runs), as enhance.py runs' if kept else 'returned (default)'}")
+    print(f"cpu: {cpu_description()}; {policy} (all runs)")
     print(f"threads={torch.get_num_threads()} causal={args.causal} audio={args.seconds:.1f} s "
           f"device={args.device} dtype={args.dtype}")  # fmt: skip
     if args.device != "cpu" or args.dtype != "float32" or args.instruments > 1:

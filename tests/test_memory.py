@@ -12,14 +12,15 @@ import pytest
 RESIDENT_AFTER_FREE = """
 import sys
 import numpy as np
-from clarity.utils.memory import keep_freed_memory
+from clarity.utils.memory import allocator_policy
 
 def resident_mb():
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * 4096 / 2**20
 
-if sys.argv[1] == "keep":
-    assert keep_freed_memory() is True
+keep = sys.argv[1] == "keep"
+policy = allocator_policy(default_allocator=not keep)
+assert policy.startswith("freed memory kept") == keep, policy
 before = resident_mb()
 array = np.ones(50_000_000)
 held = resident_mb()

@@ -71,10 +71,9 @@ MANTISSA_BITS = 0x000FFFFFFFFFFFFF
 EXPONENT_OF_ONE = 0x3FF0000000000000  # the bits of 1.0
 EXPONENT_BIAS = 1023
 # 1.5 * 2^52: for an integer |n| < 2^51, the low bits of n + ROUNDING_SHIFT are n itself (two's
-# complement), which converts between doubles and integers with one addition: AVX2 has no
-# vector instruction for int64 <-> double, and LLVM would do those conversions lane by lane
-ROUNDING_SHIFT = 6755399441055744.0
-ROUNDING_SHIFT_BITS = 0x4338000000000000
+# complement), so one addition converts between doubles and integers (module docstring)
+ROUNDING_SHIFT = 1.5 * 2.0**52
+ROUNDING_SHIFT_BITS = int(np.float64(ROUNDING_SHIFT).view(np.int64))
 
 
 @numba.njit(cache=True, error_model="numpy")

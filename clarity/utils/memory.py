@@ -48,3 +48,12 @@ def keep_freed_memory() -> bool:
     )
     logger.debug("freed memory kept for reuse: %s", taken)
     return taken
+
+
+def allocator_policy(default_allocator: bool = False) -> str:
+    """Set this process's allocator policy as the recipe's scripts run (freed memory kept, see
+    `keep_freed_memory`) unless `default_allocator`, and say which one holds, for the
+    benchmarks to print beside their timings."""
+    if not default_allocator and keep_freed_memory():
+        return "freed memory kept for reuse, as enhance.py and evaluate.py run"
+    return "freed memory returned to the system (the C library's default policy)"
