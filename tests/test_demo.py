@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -348,6 +349,24 @@ def test_summary_table_reports_each_system(tmp_path):
         row = next(line for line in table.splitlines()
                    if line.split()[0] == LABELS.get(system, system))
         assert row.split()[1] == "6" and float(row.split()[-1]) == pytest.approx(0.1 * (offset + 1))
+
+
+def test_small_training_split_gives_every_instrument_stems_in_the_roles_it_is_validated_in():
+    plans = plan_songs("small")
+    training = [plan for plan in plans if plan.split == "train"]
+    stems = Counter(instrument for plan in training for _, instrument, _ in plan.sources())
+    assert min(stems[instrument] for instrument in INSTRUMENTS) >= 30, stems
+
+    def roles(split: str) -> set[tuple[str, bool]]:
+        """(instrument, plays the top voice) of every source of the split."""
+        return {
+            (instrument, position == 0)
+            for plan in plans if plan.split == split
+            for position, (_, instrument, _) in enumerate(plan.sources())
+        }  # fmt: skip
+
+    assert roles("valid") <= roles("train")  # e.g. the flute below violins, not only on top
+    assert len({plan.name for plan in plans}) == len(plans)
 
 
 def test_small_validation_split_covers_every_instrument_of_the_recipe():

@@ -113,10 +113,10 @@ class DemoTraining:
 
 DEMO_TRAINING = {
     "shipped": DemoTraining(
-        epochs=45,
-        round_epochs=5,
+        epochs=50,
+        round_epochs=10,
         all_instruments=True,
-        samples_per_track=32,
+        samples_per_track=8,
         coherent_probability=0.5,
         compile=True,
     ),

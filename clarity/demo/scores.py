@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from itertools import cycle
 from typing import Literal
 
 import numpy as np
@@ -108,6 +109,33 @@ PIECES: tuple[Piece, ...] = (
     Piece("bach/bwv12.7", "bwv12_7", "chorale", 72.0),
     Piece("bach/bwv120.6", "bwv120_6", "chorale", 72.0),
     Piece("bach/bwv124.6", "bwv124_6", "chorale", 72.0),
+)
+
+# Four-part chorales of the music21 corpus that only the "small" training split plays (more
+# harmonies, registers and ensembles to learn from); they take these tempi in turn.
+TRAINING_CHORALES = (
+    "bwv121.6", "bwv122.6", "bwv123.6", "bwv125.6", "bwv126.6", "bwv127.5", "bwv13.6", "bwv133.6",
+    "bwv135.6", "bwv139.6", "bwv14.5", "bwv140.7", "bwv144.3", "bwv144.6", "bwv145-a", "bwv145.5",
+    "bwv146.8", "bwv148.6", "bwv151.5", "bwv153.1", "bwv153.5", "bwv153.9", "bwv154.3",
+    "bwv154.8", "bwv155.5", "bwv156.6", "bwv157.5", "bwv158.4", "bwv159.5", "bwv16.6",
+    "bwv162.6-lpz", "bwv164.6", "bwv166.6", "bwv168.6", "bwv169.7", "bwv17.7", "bwv174.5",
+    "bwv176.6", "bwv177.4", "bwv177.5", "bwv178.7", "bwv179.6", "bwv18.5-lz", "bwv180.7",
+    "bwv183.5", "bwv184.5", "bwv187.7", "bwv188.6", "bwv194.12", "bwv194.6", "bwv197.10",
+    "bwv197.5", "bwv197.7-a", "bwv2.6", "bwv20.11", "bwv20.7", "bwv226.2", "bwv227.1",
+    "bwv227.11", "bwv227.7", "bwv229.2", "bwv24.6", "bwv244.10", "bwv244.15", "bwv244.17",
+    "bwv244.25", "bwv244.29-a", "bwv244.3", "bwv244.32", "bwv244.37", "bwv244.40", "bwv244.44",
+)  # fmt: skip
+TRAINING_CHORALE_TEMPI = (72.0, 76.0, 80.0)
+
+
+def chorale_slug(corpus_name: str) -> str:
+    """Song-name slug of a chorale of the corpus: "bwv162.6-lpz" -> "bwv162_6_lpz"."""
+    return corpus_name.replace(".", "_").replace("-", "_")
+
+
+PIECES += tuple(
+    Piece(f"bach/{name}", chorale_slug(name), "chorale", tempo)
+    for name, tempo in zip(TRAINING_CHORALES, cycle(TRAINING_CHORALE_TEMPI))
 )
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from itertools import cycle
 from typing import Literal
 
-from clarity.demo.scores import PIECES, Piece
+from clarity.demo.scores import PIECES, TRAINING_CHORALES, Piece, chorale_slug
 
 Split = Literal["train", "valid"]
 Size = Literal["small", "tiny"]
@@ -54,6 +55,12 @@ ORCHESTRATIONS: dict[str, tuple[tuple[str, int], ...]] = {
         ("Sax", 3),
         ("Bassoon", 4),
     ),
+    # inner voices for the flute and the saxophone, two flutes, the oboe above strings
+    "oboe_flute_clarinet_bassoon": (("Oboe", 0), ("Flute", 1), ("Clarinet", 2), ("Bassoon", 3)),
+    "violin_flute_viola_cello": (("Violin", 0), ("Flute", 1), ("Viola", 2), ("Cello", 3)),
+    "violin_oboe_sax_cello": (("Violin", 0), ("Oboe", 1), ("Sax", 2), ("Cello", 3)),
+    "flutes_clarinet_bassoon": (("Flute", 0), ("Flute", 1), ("Clarinet", 2), ("Bassoon", 3)),
+    "flute_sax_viola_cello": (("Flute", 0), ("Sax", 1), ("Viola", 2), ("Cello", 3)),
 }
 
 
@@ -88,6 +95,19 @@ class SongPlan:
             labelled.append((label, instrument, voice))
         return labelled
 
+
+# the ensembles the training chorales take in turn: about as many stems of each instrument, and
+# more of those that the quartets and quintets above have fewest of
+_TRAINING_CHORALE_ENSEMBLES = (
+    "wind_sax_quartet",
+    "oboe_flute_clarinet_bassoon",
+    "violin_flute_viola_cello",
+    "violin_oboe_sax_cello",
+    "flutes_clarinet_bassoon",
+    "wind_quartet",
+    "flute_sax_viola_cello",
+    "string_quartet",
+)
 
 # (split, piece slug, orchestration); excerpt lengths per split are in _DURATIONS
 _SMALL = (
@@ -129,6 +149,11 @@ _SMALL = (
     ("train", "bwv12_7", "recorder_wind_quintet"),
     ("train", "bwv120_6", "flute_viola_cello"),
     ("train", "bwv124_6", "violins_flute_quintet"),
+    # the training chorales, each played by the next ensemble of _TRAINING_CHORALE_ENSEMBLES
+    *(
+        ("train", chorale_slug(name), ensemble)
+        for name, ensemble in zip(TRAINING_CHORALES, cycle(_TRAINING_CHORALE_ENSEMBLES))
+    ),
     # every instrument of the recipe, ensembles of 2 to 5, two with a repeated voice
     ("valid", "mozart_k155_i", "string_quartet"),
     ("valid", "beethoven_op18no1_ii", "string_duo"),
