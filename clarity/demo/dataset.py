@@ -228,7 +228,7 @@ def make_dataset(
 
     Args:
         root: dataset root; ``audio/`` and ``metadata/`` are created in it.
-        size: "small" (38 training songs of 24 s, 5 validation songs of 10 s) or "tiny" (3 of 6 s,
+        size: "small" (110 training songs of 24 s, 5 validation songs of 10 s) or "tiny" (3 of 6 s,
             2 of 4 s).
         seed: dataset seed; the same seed always gives the same audio and metadata.
         log: receives one line per song.
