@@ -113,7 +113,7 @@ class DemoTraining:
 
 DEMO_TRAINING = {
     "shipped": DemoTraining(
-        epochs=50,
+        epochs=60,
         round_epochs=10,
         all_instruments=True,
         samples_per_track=8,
