@@ -88,14 +88,19 @@ def test_demo_training_rounds_reuse_and_continue_from_shipped_weights(
     again = train_demo_models(tiny_dataset, models, "tiny", instruments=trio, log=lines.append)
     assert again.trained == [] and again.complete
 
+    assert record["last_lr"] == quick_recipe.lr  # too few epochs for the schedule to halve it
+
     # another machine: the exported models and manifest, no training state; more epochs wanted
     for state in (models / "training").rglob("*.pt"):
         state.unlink()
+    halved = {**first.manifest, "Violin": {**record, "last_lr": quick_recipe.lr / 4}}
+    (models / MANIFEST_FILE).write_text(json.dumps(halved))  # as if the schedule had halved it
     DEMO_TRAINING["tiny"] = DemoTraining(**{**quick_recipe.__dict__, "epochs": 3})
     before = ConvTasNetStereo.from_pretrained(models / checkpoint_name("Violin", "noncausal"))
     more = train_demo_models(tiny_dataset, models, "tiny", instruments=["Violin"])
     violin = more.manifest["Violin"]
     assert violin["epochs"] == 3 and violin["carried"]["epochs"] == 2
+    assert violin["last_lr"] == quick_recipe.lr / 4  # continued at the schedule's rate
     assert violin["wall_seconds"] > first.manifest["Violin"]["wall_seconds"]
     after = ConvTasNetStereo.from_pretrained(models / checkpoint_name("Violin", "noncausal"))
     unchanged = all(torch.equal(before.state_dict()[k], v) for k, v in after.state_dict().items())

@@ -28,7 +28,8 @@ trained it, the dataset's size, seed and rendering version, the training options
 wall-clock seconds, device and processes, and the median target SI-SDR on the validation songs
 holding the instrument. A model whose record has the same recipe, seed and rendering version
 and all its epochs is reused; one with fewer epochs continues (from its training state, or
-else from the exported weights, as a new run would on another machine).
+else from the exported weights, as a new run would on another machine, at the learning rate the
+record's ``last_lr`` says the schedule had reached).
 """
 
 from __future__ import annotations
@@ -317,16 +318,18 @@ def _train_one(root, models_dir, exp_dir, instrument, options, wanted, record, e
     # epochs and seconds of earlier runs whose training state is not here (another machine)
     carried = {"epochs": 0, "seconds": 0.0}
     init_from = None
+    lr = options.lr
     if matches and not state_file.is_file() and (folder / WEIGHTS_FILE).is_file():
         carried = {"epochs": record["epochs"], "seconds": record["wall_seconds"]}
         init_from = folder
+        lr = record.get("last_lr", options.lr)  # where the halvings of the schedule had led
     elif matches and state_file.is_file():
         carried = record.get("carried", carried)
     config = TrainingConfig(
         exp_dir=exp_dir, root=root, target=instrument, segment=options.segment,
         samples_per_track=options.samples_per_track, model=options.model,
         coherent_probability=options.coherent_probability, compile=options.compile,
-        epochs=epochs - carried["epochs"], batch_size=options.batch_size, lr=options.lr,
+        epochs=epochs - carried["epochs"], batch_size=options.batch_size, lr=lr,
         early_stop=False, num_workers=0, max_minutes=minutes, seed=wanted["seed"],
         init_from=init_from,
     )  # fmt: skip
@@ -346,6 +349,7 @@ def _train_one(root, models_dir, exp_dir, instrument, options, wanted, record, e
         **wanted, "epochs": epochs_total, "target_epochs": options.epochs,
         "wall_seconds": round(seconds, 1), "carried": carried,
         "best_epoch": carried["epochs"] + result.best_epoch, "best_valid_loss": result.best_loss,
+        "last_lr": result.history[-1]["lr"],
         "device": ", ".join(cpu_description() if d == "cpu" else d for d in devices),
         "processes": max(entry["processes"] for entry in result.history),
         "torch_threads": torch.get_num_threads(),
