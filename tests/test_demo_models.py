@@ -109,6 +109,15 @@ def test_demo_training_rounds_reuse_and_continue_from_shipped_weights(
     assert unchanged == (violin["best_epoch"] == 2)
     assert more.manifest["Cello"] == first.manifest["Cello"]  # left alone
 
+    # once more elsewhere, at a learning rate of one's choosing
+    for state in (models / "training").rglob("*.pt"):
+        state.unlink()
+    DEMO_TRAINING["tiny"] = DemoTraining(**{**quick_recipe.__dict__, "epochs": 4})
+    chosen = train_demo_models(tiny_dataset, models, "tiny", instruments=["Violin"],
+                               resume_lr=quick_recipe.lr / 8)  # fmt: skip
+    assert chosen.manifest["Violin"]["epochs"] == 4
+    assert chosen.manifest["Violin"]["last_lr"] == quick_recipe.lr / 8
+
 
 def test_shipped_models_are_checked_against_the_dataset(tiny_dataset, quick_recipe, tmp_path):
     models = tmp_path / "models"

@@ -226,6 +226,7 @@ def train_demo_models(
     command: str | None = None,
     instruments: list[str] | None = None,
     log: Callable[[str], None] = print,
+    resume_lr: float | None = None,
 ) -> DemoModels:
     """Train (or reuse, or continue) the demo models of ``recipe``.
 
@@ -242,6 +243,8 @@ def train_demo_models(
             same ``models_dir``); default: all eight for "shipped", else those of the
             validation split.
         log: receives one line per model and round.
+        resume_lr: learning rate of a model continued from its exported weights (no training
+            state here); default: the ``last_lr`` of its record, else the recipe's.
 
     Returns:
         The manifest, the instruments trained now, and whether all models are complete.
@@ -289,6 +292,7 @@ def train_demo_models(
                 root, models_dir, training_dir / instrument, instrument, options, wanted,
                 record, epochs=min(options.epochs, done + round_epochs),
                 minutes=min(budget) if budget else None, command=command, log=log,
+                resume_lr=resume_lr,
             )  # fmt: skip
             manifest = _record_model(models_dir, training_dir, instrument, record)
             if instrument not in trained:
@@ -307,7 +311,7 @@ def _complete(record: dict | None, wanted: dict, options: DemoTraining) -> bool:
 
 
 def _train_one(root, models_dir, exp_dir, instrument, options, wanted, record, epochs, minutes,
-               command, log) -> dict:  # fmt: skip
+               command, log, resume_lr) -> dict:  # fmt: skip
     """Train ``instrument`` up to ``epochs``, export it and return its manifest record."""
     folder = models_dir / checkpoint_name(instrument, CAUSALITY)
     matches = _same_recipe(record, wanted)
@@ -322,7 +326,8 @@ def _train_one(root, models_dir, exp_dir, instrument, options, wanted, record, e
     if matches and not state_file.is_file() and (folder / WEIGHTS_FILE).is_file():
         carried = {"epochs": record["epochs"], "seconds": record["wall_seconds"]}
         init_from = folder
-        lr = record.get("last_lr", options.lr)  # where the halvings of the schedule had led
+        # where the halvings of the schedule had led, unless told otherwise
+        lr = record.get("last_lr", options.lr) if resume_lr is None else resume_lr
     elif matches and state_file.is_file():
         carried = record.get("carried", carried)
     config = TrainingConfig(
@@ -389,6 +394,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--instruments", nargs="+", choices=INSTRUMENTS, default=None,
                         help="train only these (default: all of the recipe)")  # fmt: skip
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--resume_lr", type=float, default=None,
+                        help="learning rate of models continued from their exported weights "
+                        "(default: the rate their record says they reached)")  # fmt: skip
     parser.add_argument("--evaluate", action="store_true",
                         help="train nothing: print the models' median target SI-SDR on "
                         "the validation songs of --root (any soundfont)")  # fmt: skip
@@ -404,7 +412,7 @@ def main(argv: list[str] | None = None) -> None:
     outcome = train_demo_models(
         args.root, args.models_dir, args.recipe, args.seed, args.training_dir, args.minutes,
         command=shlex.join(["python", "-m", "clarity.demo.models", *(argv or sys.argv[1:])]),
-        instruments=args.instruments,
+        instruments=args.instruments, resume_lr=args.resume_lr,
     )
     state = "complete" if outcome.complete else "stopped by --minutes; rerun to continue"
     print(f"demo models in {args.models_dir}: {state}")
