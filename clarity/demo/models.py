@@ -345,6 +345,10 @@ def _train_one(root, models_dir, exp_dir, instrument, options, wanted, record, e
     median = round(float(np.median(list(scores.values()))), 2)
     seconds = carried["seconds"] + sum(entry["seconds"] for entry in result.history)
     epochs_total = carried["epochs"] + result.epochs_completed
+    # epoch 0 of a continuation is the weights it started from: their epoch is in the record
+    best_epoch = carried["epochs"] + result.best_epoch
+    if carried["epochs"] and result.best_epoch == 0:
+        best_epoch = record["best_epoch"]
     log(
         f"{folder.name}: {epochs_total} epochs, {seconds / 60:.1f} min, best validation L1 "
         f"{result.best_loss:.5f}, median target SI-SDR {median:.2f} dB"
@@ -353,7 +357,7 @@ def _train_one(root, models_dir, exp_dir, instrument, options, wanted, record, e
     return {
         **wanted, "epochs": epochs_total, "target_epochs": options.epochs,
         "wall_seconds": round(seconds, 1), "carried": carried,
-        "best_epoch": carried["epochs"] + result.best_epoch, "best_valid_loss": result.best_loss,
+        "best_epoch": best_epoch, "best_valid_loss": result.best_loss,
         "last_lr": result.history[-1]["lr"],
         "device": ", ".join(cpu_description() if d == "cpu" else d for d in devices),
         "processes": max(entry["processes"] for entry in result.history),
