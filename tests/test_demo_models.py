@@ -22,6 +22,7 @@ from clarity.demo.models import (
 from clarity.demo.render import RENDERING_VERSION
 from clarity.separation.checkpoints import INSTRUMENTS, checkpoint_name
 from clarity.separation.convtasnet import ConvTasNetConfig, ConvTasNetStereo
+from clarity.utils.machine import cpu_description
 
 SHIPPED_LIMIT_BYTES = 16 * 2**20
 RECORD_FIELDS = {"command", "rendering", "seed", "dataset_seed", "epochs", "wall_seconds",
@@ -93,14 +94,15 @@ def test_demo_training_rounds_reuse_and_continue_from_shipped_weights(
     # another machine: the exported models and manifest, no training state; more epochs wanted
     for state in (models / "training").rglob("*.pt"):
         state.unlink()
-    halved = {**first.manifest, "Violin": {**record, "last_lr": quick_recipe.lr / 4}}
-    (models / MANIFEST_FILE).write_text(json.dumps(halved))  # as if the schedule had halved it
+    elsewhere = {**record, "last_lr": quick_recipe.lr / 4, "device": "another CPU"}
+    (models / MANIFEST_FILE).write_text(json.dumps({**first.manifest, "Violin": elsewhere}))
     DEMO_TRAINING["tiny"] = DemoTraining(**{**quick_recipe.__dict__, "epochs": 3})
     before = ConvTasNetStereo.from_pretrained(models / checkpoint_name("Violin", "noncausal"))
     more = train_demo_models(tiny_dataset, models, "tiny", instruments=["Violin"])
     violin = more.manifest["Violin"]
     assert violin["epochs"] == 3 and violin["carried"]["epochs"] == 2
     assert violin["last_lr"] == quick_recipe.lr / 4  # continued at the schedule's rate
+    assert violin["device"] == f"another CPU; then {cpu_description()}"
     assert violin["wall_seconds"] > first.manifest["Violin"]["wall_seconds"]
     after = ConvTasNetStereo.from_pretrained(models / checkpoint_name("Violin", "noncausal"))
     unchanged = all(torch.equal(before.state_dict()[k], v) for k, v in after.state_dict().items())
@@ -119,6 +121,7 @@ def test_demo_training_rounds_reuse_and_continue_from_shipped_weights(
                                resume_lr=quick_recipe.lr / 8)  # fmt: skip
     assert chosen.manifest["Violin"]["epochs"] == 4
     assert chosen.manifest["Violin"]["last_lr"] == quick_recipe.lr / 8
+    assert chosen.manifest["Violin"]["device"] == violin["device"]  # the same machine again
 
 
 def test_shipped_models_are_checked_against_the_dataset(tiny_dataset, quick_recipe, tmp_path):

@@ -324,7 +324,8 @@ def _train_one(root, models_dir, exp_dir, instrument, options, wanted, record, e
     init_from = None
     lr = options.lr
     if matches and not state_file.is_file() and (folder / WEIGHTS_FILE).is_file():
-        carried = {"epochs": record["epochs"], "seconds": record["wall_seconds"]}
+        carried = {"epochs": record["epochs"], "seconds": record["wall_seconds"],
+                   "device": record["device"]}  # fmt: skip
         init_from = folder
         # where the halvings of the schedule had led, unless told otherwise
         lr = record.get("last_lr", options.lr) if resume_lr is None else resume_lr
@@ -354,12 +355,16 @@ def _train_one(root, models_dir, exp_dir, instrument, options, wanted, record, e
         f"{result.best_loss:.5f}, median target SI-SDR {median:.2f} dB"
     )
     devices = sorted({entry["device"] for entry in result.history})
+    device = ", ".join(cpu_description() if d == "cpu" else d for d in devices)
+    earlier = carried.get("device", device)  # "A; then B" when the epochs before ran elsewhere
+    same_machine = earlier.split("; then ")[-1] == device
+    device = earlier if same_machine else f"{earlier}; then {device}"
     return {
         **wanted, "epochs": epochs_total, "target_epochs": options.epochs,
         "wall_seconds": round(seconds, 1), "carried": carried,
         "best_epoch": best_epoch, "best_valid_loss": result.best_loss,
         "last_lr": result.history[-1]["lr"],
-        "device": ", ".join(cpu_description() if d == "cpu" else d for d in devices),
+        "device": device,
         "processes": max(entry["processes"] for entry in result.history),
         "torch_threads": torch.get_num_threads(),
         "valid_target_si_sdr": scores,

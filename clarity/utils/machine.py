@@ -39,8 +39,19 @@ def _simd_level(flags: set[str], machine: str) -> str:
     return "no AVX/SSE4.2"
 
 
+def compiler_cpu_name() -> str:
+    """The CPU that numba's kernels are compiled for, as LLVM names it (e.g. ``"znver4"``,
+    ``"rocketlake"``): ``NUMBA_CPU_NAME`` if set, else the host. It tells CPUs apart that
+    /proc/cpuinfo names alike ("AMD EPYC" of any generation) and sets the vector width."""
+    from llvmlite import binding
+    from numba.core import config
+
+    return config.CPU_NAME or binding.get_host_cpu_name()
+
+
 def cpu_description() -> str:
-    """E.g. ``"Intel(R) Xeon(R) Processor, AVX-512"``, from /proc/cpuinfo (Linux) or sysctl."""
+    """E.g. ``"Intel(R) Xeon(R) Processor (rocketlake), AVX-512"``: the model from
+    /proc/cpuinfo (Linux) or sysctl, LLVM's name for it and the widest SIMD level."""
     fields = _cpu_fields()
     model = fields.get("model name") or fields.get("Model") or fields.get("CPU part")
     flags = set((fields.get("flags") or fields.get("Features") or "").split())
@@ -50,4 +61,4 @@ def cpu_description() -> str:
         )
         model = done.stdout.strip() or None
     model = model or platform.processor() or "unknown CPU"
-    return f"{model}, {_simd_level(flags, platform.machine())}"
+    return f"{model} ({compiler_cpu_name()}), {_simd_level(flags, platform.machine())}"
