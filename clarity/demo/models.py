@@ -319,7 +319,7 @@ def _train_one(root, models_dir, exp_dir, instrument, options, wanted, record, e
     if not matches and exp_dir.is_dir():  # training state of another recipe: start afresh
         for stale in (exp_dir / "checkpoints").glob("*.pt"):
             stale.unlink()
-    # epochs and seconds of earlier runs whose training state is not here (another machine)
+    # epochs, seconds and device of earlier runs whose training state is not here (another machine)
     carried = {"epochs": 0, "seconds": 0.0}
     init_from = None
     lr = options.lr
