@@ -114,7 +114,7 @@ class DemoTraining:
 
 DEMO_TRAINING = {
     "shipped": DemoTraining(
-        epochs=60,
+        epochs=90,
         round_epochs=10,
         all_instruments=True,
         samples_per_track=8,
