@@ -113,7 +113,7 @@ PIECES: tuple[Piece, ...] = (
 
 # Four-part chorales of the music21 corpus that only the "small" training split plays (more
 # harmonies, registers and ensembles to learn from); they take these tempi in turn.
-TRAINING_CHORALES = (
+_TRAINING_CHORALE_NAMES = (
     "bwv121.6", "bwv122.6", "bwv123.6", "bwv125.6", "bwv126.6", "bwv127.5", "bwv13.6", "bwv133.6",
     "bwv135.6", "bwv139.6", "bwv14.5", "bwv140.7", "bwv144.3", "bwv144.6", "bwv145-a", "bwv145.5",
     "bwv146.8", "bwv148.6", "bwv151.5", "bwv153.1", "bwv153.5", "bwv153.9", "bwv154.3",
@@ -125,18 +125,12 @@ TRAINING_CHORALES = (
     "bwv227.11", "bwv227.7", "bwv229.2", "bwv24.6", "bwv244.10", "bwv244.15", "bwv244.17",
     "bwv244.25", "bwv244.29-a", "bwv244.3", "bwv244.32", "bwv244.37", "bwv244.40", "bwv244.44",
 )  # fmt: skip
-TRAINING_CHORALE_TEMPI = (72.0, 76.0, 80.0)
-
-
-def chorale_slug(corpus_name: str) -> str:
-    """Song-name slug of a chorale of the corpus: "bwv162.6-lpz" -> "bwv162_6_lpz"."""
-    return corpus_name.replace(".", "_").replace("-", "_")
-
-
-PIECES += tuple(
-    Piece(f"bach/{name}", chorale_slug(name), "chorale", tempo)
-    for name, tempo in zip(TRAINING_CHORALES, cycle(TRAINING_CHORALE_TEMPI))
-)
+_TRAINING_CHORALE_TEMPI = (72.0, 76.0, 80.0)
+TRAINING_CHORALES: tuple[Piece, ...] = tuple(
+    Piece(f"bach/{name}", name.replace(".", "_").replace("-", "_"), "chorale", tempo)
+    for name, tempo in zip(_TRAINING_CHORALE_NAMES, cycle(_TRAINING_CHORALE_TEMPI))
+)  # slugs as "bwv162.6-lpz" -> "bwv162_6_lpz"
+PIECES += TRAINING_CHORALES
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from itertools import cycle
 from typing import Literal
 
-from clarity.demo.scores import PIECES, TRAINING_CHORALES, Piece, chorale_slug
+from clarity.demo.scores import PIECES, TRAINING_CHORALES, Piece
 
 Split = Literal["train", "valid"]
 Size = Literal["small", "tiny"]
@@ -151,8 +151,8 @@ _SMALL = (
     ("train", "bwv124_6", "violins_flute_quintet"),
     # the training chorales, each played by the next ensemble of _TRAINING_CHORALE_ENSEMBLES
     *(
-        ("train", chorale_slug(name), ensemble)
-        for name, ensemble in zip(TRAINING_CHORALES, cycle(_TRAINING_CHORALE_ENSEMBLES))
+        ("train", piece.slug, ensemble)
+        for piece, ensemble in zip(TRAINING_CHORALES, cycle(_TRAINING_CHORALE_ENSEMBLES))
     ),
     # every instrument of the recipe, ensembles of 2 to 5, two with a repeated voice
     ("valid", "mozart_k155_i", "string_quartet"),
