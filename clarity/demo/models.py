@@ -16,12 +16,15 @@ folder ``separator.checkpoint_dir`` takes. Three recipes (``DEMO_TRAINING``):
 * "tiny": seconds per model, for the tests and CI.
 
 The demo model is small so that it trains on a CPU: ``N=64`` encoder filters of ``L=40``
-samples (hop 20), ``B=64`` bottleneck and ``H=128`` hidden channels, ``P=3`` kernels, ``X=6``
-blocks per repeat (dilations 1 to 32) and ``R=2`` repeats: a receptive field of 253 frames
-(115 ms at 44.1 kHz) and about 0.23 M parameters (0.9 MB), against 6.6 M for the published
-models (N=256, L=20, B=256, H=512, X=8, R=3). Its normalisation is channel-wise (cLN, each
-frame on its own) rather than global (gLN): the models train on 0.5 s segments but separate
-10 s chunks, and gLN statistics over so different lengths would not agree.
+samples (hop 20), ``B=64`` bottleneck and ``H=128`` hidden channels, ``P=3`` kernels, ``X=8``
+blocks per repeat (dilations 1 to 128) and ``R=2`` repeats: a receptive field of 1021 frames
+(463 ms at 44.1 kHz, about the 0.5 s training segment) and about 0.30 M parameters (1.2 MB),
+against 6.6 M for the published models (N=256, L=20, B=256, H=512, X=8, R=3). The receptive
+field is what mattered most in trials on the Flute (docs/demo.md): ``X=6`` (115 ms) did
+worse, and more encoder filters or wider blocks at ``X=6`` did not help. Its normalisation
+is channel-wise (cLN, each frame on its own) rather than global (gLN): the models train on
+0.5 s segments but separate 10 s chunks, and gLN statistics over so different lengths would
+not agree.
 
 ``<models_dir>/demo_models.json`` (the manifest) records for each model the command that
 trained it, the dataset's size, seed and rendering version, the training options, the epochs,
@@ -66,7 +69,7 @@ from clarity.utils.json_files import read_json_object
 from clarity.utils.machine import cpu_description
 
 CAUSALITY = "noncausal"
-DEMO_MODEL = ConvTasNetConfig(N=64, L=40, B=64, H=128, P=3, X=6, R=2, norm_type="cLN")
+DEMO_MODEL = ConvTasNetConfig(N=64, L=40, B=64, H=128, P=3, X=8, R=2, norm_type="cLN")
 MANIFEST_FILE = "demo_models.json"
 TRAINING_FOLDER = "training"  # <models_dir>/training/<Instrument>/: resumable training state
 
@@ -114,7 +117,7 @@ class DemoTraining:
 
 DEMO_TRAINING = {
     "shipped": DemoTraining(
-        epochs=90,
+        epochs=50,
         round_epochs=10,
         all_instruments=True,
         samples_per_track=8,

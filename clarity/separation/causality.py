@@ -21,9 +21,10 @@ and the cross-fade only adds such outputs, so the measured look-ahead of the chu
 is the model's. A non-causal model (gLN statistics over the whole input, centred kernels)
 looks ahead over the whole input alone and over up to a whole chunk in the chunked
 separation. A non-causal model with cLN looks ahead by half its receptive field, as far as
-its weights let the input through (the shipped demo Cello model, X=6, R=2, L=40: 2550
-samples = 57.8 ms alone, 2554 chunked, against 126 frames of 20 samples plus L - 1 = 2559 for
-half its receptive field; the same size built causal: 39 samples = 0.88 ms, L - 1). The tests
+its weights let the input through (the shipped demo Cello model, X=8, R=2, L=40: 10238
+samples = 232.2 ms alone, 10236 chunked, against 510 frames of 20 samples plus L - 1 = 10239
+for half its receptive field; built causal, measured at X=6: 39 samples = 0.88 ms, L - 1,
+which X does not change). The tests
 (tests/test_causality.py) measure a tiny causal cLN model with ``L = 8``: 7 samples (0.16 ms
 at 44.1 kHz) alone and chunked; the tiny non-causal gLN model: the whole 0.1 s input alone (at
 least 50 ms from the probes in its middle) and 185 ms of its 0.21 s chunks chunked.
